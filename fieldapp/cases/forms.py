@@ -1,0 +1,32 @@
+from flask_wtf import FlaskForm
+from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import Length
+
+from ..vocabulary import STATUSES
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token travels."""
+
+
+class StatusForm(FlaskForm):
+    status = SelectField("New status", choices=[(k, s.label) for k, s in STATUSES.items()])
+    since = StringField("Since (date and time)", render_kw={"type": "datetime-local"})
+    note = TextAreaField("Note", validators=[Length(max=4000)],
+                         description="Required when a child goes missing or is found.")
+    location_address = TextAreaField("Address where the child is staying",
+                                     validators=[Length(max=500)])
+    location_adult = StringField("Adult present at the address", validators=[Length(max=160)])
+    location_verified_how = TextAreaField("How the address was verified",
+                                          validators=[Length(max=1000)])
+
+
+class LocationReviewForm(FlaskForm):
+    decision = RadioField("Decision", choices=[("approve", "Approve this address"),
+                                               ("reject", "Do not approve")], default="approve")
+    note = TextAreaField("Note", validators=[Length(max=2000)],
+                         description="Required when you do not approve.")
+
+
+class BreakGlassForm(FlaskForm):
+    reason = TextAreaField("Why you need this child's record now", validators=[Length(max=2000)])

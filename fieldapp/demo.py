@@ -1,0 +1,132 @@
+"""Fictional demonstration data: a small agency with one team and about 25 children.
+
+Every name here is invented. Passwords are random, printed once and kept in the instance folder's
+demo-logins.txt so that `make run` can show them again; never use demo data in production.
+"""
+from __future__ import annotations
+
+import random
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import clock
+from .accounts import create_user, get_or_create_team
+from .models import Child, Placement, User, VisitationPlan
+from .status import UnapprovedLocation, change_status, record_initial_status
+from .vocabulary import PLACEMENT_SETTINGS
+
+DEMO_USERS = (
+    # username, display name, role, team
+    ("admin", "Avery Admin", "administrator", None),
+    ("supervisor", "Sam Rivera", "supervisor", "Greene County Team 1"),
+    ("supervisor2", "Pat Okafor", "supervisor", "Greene County Team 1"),
+    ("caseworker", "Casey Morgan", "caseworker", "Greene County Team 1"),
+    ("caseworker2", "Jordan Lee", "caseworker", "Greene County Team 1"),
+    ("oncall", "Robin Night", "on_call", None),
+    ("auditor", "Alex Auditor", "auditor", None),
+)
+
+FIRST_NAMES = ("Aaliyah", "Brandon", "Carmen", "Dakota", "Elijah", "Fatima", "Gavin", "Harper",
+               "Isaiah", "Jasmine", "Kai", "Layla", "Mason", "Nevaeh", "Oscar", "Paige", "Quinn",
+               "Riley", "Sofia", "Tristan", "Uma", "Violet", "Wyatt", "Ximena", "Zane")
+LAST_NAMES = ("Abbott", "Baker", "Castillo", "Dunn", "Ellis", "Fischer", "Gomez", "Hale", "Ingram",
+              "Jensen", "Kimura", "Lopez", "Mercer", "Nguyen", "Ortiz", "Price", "Reyes", "Shaw",
+              "Tran", "Vaughn", "Walsh", "Young")
+COUNTIES = ("Greene", "Christian", "Webster", "Polk", "Taney")
+PROVIDERS = ("Maple House", "Ozark Youth Home", "Hillcrest Residential", "Sunrise Shelter",
+             "Family home of the Carters", "Family home of the Parks", "Grandmother's home")
+
+# The story of the demo caseload: how many children end up in each status.
+STATUS_PLAN = (["in_placement"] * 16 + ["whereabouts_unknown"] * 3
+               + ["in_contact_location_unknown"] * 2 + ["located_pending_return"] * 2
+               + ["unapproved_location_known"] * 1 + ["released_from_custody"] * 1)
+
+
+def has_data(db_session: Session) -> bool:
+    return (db_session.scalar(select(func.count()).select_from(User)) or 0) > 0
+
+
+def logins_file(instance_path: str) -> Path:
+    return Path(instance_path) / "demo-logins.txt"
+
+
+def create_demo_users(db_session: Session, password_hashes: dict[str, str]) -> dict[str, User]:
+    users = {}
+    for username, name, role, team_name in DEMO_USERS:
+        team = get_or_create_team(db_session, team_name) if team_name else None
+        users[username] = create_user(db_session, username=username, display_name=name, role=role,
+                                      password_hash=password_hashes[username], team=team,
+                                      phone=f"417-555-01{len(users):02d}")
+    return users
+
+
+def create_demo_children(db_session: Session, users: dict[str, User], seed: int = 2019) -> list[Child]:
+    rng = random.Random(seed)
+    now = clock.now()
+    workers = [users["caseworker"], users["caseworker2"]]
+    children = []
+    for index, target in enumerate(STATUS_PLAN):
+        age_days = rng.randint(6 * 365, 17 * 365)
+        worker = workers[index % 2]
+        setting = rng.choice(list(PLACEMENT_SETTINGS))
+        started = (now - timedelta(days=rng.randint(40, 900))).date()
+        child = Child(case_id=f"DEMO-{1000 + index}", first_name=FIRST_NAMES[index],
+                      last_name=rng.choice(LAST_NAMES), date_of_birth=(now - timedelta(days=age_days)).date(),
+                      sex=rng.choice("FM"), county=rng.choice(COUNTIES), caseworker=worker,
+                      photo_taken_on=(now - timedelta(days=rng.randint(10, 500))).date(),
+                      created_at=now)
+        if index % 5 == 0:
+            child.medical_notes = "Asthma; inhaler as needed (fictional)."
+        if index % 7 == 0:
+            child.mental_health_notes = "Weekly counselling (fictional)."
+        db_session.add(child)
+        db_session.add(Placement(child=child, setting=setting, provider_name=rng.choice(PROVIDERS),
+                                 started_on=started, created_at=now))
+        if index % 3 != 0:
+            db_session.add(VisitationPlan(child=child, frequency=rng.choice(["weekly", "monthly"]),
+                                          with_whom="Mother", adopted_on=started,
+                                          recorded_by_id=worker.id, recorded_at=now))
+        record_initial_status(db_session, child, "in_placement", clock.local_midnight(started),
+                              worker, "Placement at intake (demo)")
+        db_session.flush()
+        _walk_to(db_session, child, worker, target, rng)
+        children.append(child)
+    return children
+
+
+def _walk_to(db_session: Session, child: Child, worker: User, target: str, rng: random.Random) -> None:
+    """Move the child through believable status changes until it reaches ``target``."""
+    now = clock.now()
+    hours_ago = rng.randint(30, 400)
+    path = {
+        "in_placement": [],
+        "whereabouts_unknown": ["whereabouts_unknown"],
+        "in_contact_location_unknown": ["whereabouts_unknown", "in_contact_location_unknown"],
+        "located_pending_return": ["whereabouts_unknown", "located_pending_return"],
+        "unapproved_location_known": ["unapproved_location_known"],
+        "released_from_custody": ["released_from_custody"],
+    }[target]
+    for step, status in enumerate(path):
+        since = now - timedelta(hours=hours_ago - step * rng.randint(2, 20))
+        location = None
+        if status == "unapproved_location_known":
+            location = UnapprovedLocation("1200 N Example Ave, Springfield MO (fictional)",
+                                          "An aunt, Dana (fictional)",
+                                          "Home visit by the caseworker; adult's ID seen")
+        change_status(db_session, child, worker, status, since,
+                      note=f"Demo: {status.replace('_', ' ')}", location=location)
+
+
+def generate_passwords() -> dict[str, str]:
+    return {username: secrets.token_urlsafe(12) for username, *_ in DEMO_USERS}
+
+
+def format_logins(passwords: dict[str, str]) -> str:
+    lines = ["Demo logins (fictional data; passwords generated on this machine):"]
+    for username, name, role, _team in DEMO_USERS:
+        lines.append(f"  {role:<14} {username:<12} {passwords[username]}   ({name})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""Every setting fieldapp reads, declared once with its default and a line of help.
+
+Settings come from the environment (``FIELDAPP_*``). ``docs/configuration.md`` is checked against
+this list by ``tests/test_docs.py``, so a new setting cannot go undocumented.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class SettingsError(RuntimeError):
+    """Raised at start-up when the configuration cannot run safely."""
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    config_key: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("FIELDAPP_DATABASE_URL", "DATABASE_URL", None,
+            "SQLAlchemy URL of the database. Default: an SQLite file, "
+            "`sqlite:///<instance>/fieldapp.sqlite3`. For PostgreSQL use "
+            "`postgresql+psycopg://user@host/dbname`."),
+    Setting("FIELDAPP_INSTANCE_PATH", "INSTANCE_PATH", None,
+            "Folder for the SQLite file, the generated secret key and the demo logins. "
+            "Default: `instance/` in the checkout."),
+    Setting("FIELDAPP_SECRET_KEY", "SECRET_KEY", None,
+            "Key that signs session cookies and CSRF tokens. Required unless debugging or testing; "
+            "`make run` generates one into the instance folder the first time."),
+    Setting("FIELDAPP_TIMEZONE", "TIMEZONE", "America/Chicago",
+            "The agency's time zone (an IANA name). Deadlines, month windows and displayed times use it."),
+    Setting("FIELDAPP_AGENCY_NAME", "AGENCY_NAME", "Children's Division (demonstration)",
+            "The agency's name as shown on pages and printed records."),
+    Setting("FIELDAPP_DEBUG", "DEBUG", False,
+            "Run in debug mode: a missing secret key is tolerated. Never in production.", _bool),
+    Setting("FIELDAPP_TRUSTED_PROXIES", "TRUSTED_PROXIES", 0,
+            "How many reverse proxies (e.g. the TLS proxy) stand in front of the app. Their "
+            "X-Forwarded-For/-Proto/-Host headers are trusted that many hops deep; 0 trusts none.", int),
+    Setting("FIELDAPP_LOGIN_MAX_FAILURES", "LOGIN_MAX_FAILURES", 5,
+            "Failed logins allowed per account within the throttle window before it is refused.", int),
+    Setting("FIELDAPP_LOGIN_MAX_FAILURES_PER_ADDRESS", "LOGIN_MAX_FAILURES_PER_ADDRESS", 20,
+            "Failed logins allowed per client address within the throttle window.", int),
+    Setting("FIELDAPP_LOGIN_THROTTLE_MINUTES", "LOGIN_THROTTLE_MINUTES", 15,
+            "Length of the login throttle window, in minutes.", int),
+    Setting("FIELDAPP_BREAK_GLASS_HOURS", "BREAK_GLASS_HOURS", 12,
+            "How long an on-call worker's break-the-glass grant to one child lasts, in hours.", int),
+    Setting("FIELDAPP_LOCATION_REVERIFY_DAYS", "LOCATION_REVERIFY_DAYS", 30,
+            "Days after which a child at a known unapproved address is flagged for re-verification.", int),
+    Setting("FIELDAPP_MAX_UPLOAD_BYTES", "MAX_CONTENT_LENGTH", 5 * 1024 * 1024,
+            "Largest request body accepted, in bytes (roster files and photos).", int),
+)
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Config values for every setting: the default, overridden by the environment."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        values[setting.config_key] = setting.default if raw in (None, "") else setting.parse(raw)
+    return values
+
+
+def check(config: dict[str, Any]) -> None:
+    """Refuse to start in a configuration that would be unsafe or cannot work."""
+    if not config.get("SECRET_KEY") and not (config.get("DEBUG") or config.get("TESTING")):
+        raise SettingsError(
+            "FIELDAPP_SECRET_KEY is not set. Set it to a long random value (for example the output of "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`), or use `make run`, which "
+            "generates one in the instance folder.")
+    try:
+        from zoneinfo import ZoneInfo
+        ZoneInfo(config["TIMEZONE"])
+    except Exception as exc:  # zoneinfo raises several kinds for a bad name
+        raise SettingsError(f"FIELDAPP_TIMEZONE={config['TIMEZONE']!r} is not a known time zone") from exc
