@@ -44,13 +44,16 @@ def create_app(config: dict | None = None) -> Flask:
     htmx.init_app(app)
     login_manager.init_app(app)
 
-    from . import web
+    from . import cli, web
     web.init_app(app)
+    cli.init_app(app)
 
     from .auth.views import bp as auth_bp
     from .cases.views import bp as cases_bp
     from .admin.views import bp as admin_bp
+    from .wizard.views import bp as checklists_bp
     app.register_blueprint(auth_bp)
+    app.register_blueprint(checklists_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(admin_bp)
     return app

@@ -91,9 +91,15 @@ def create_user(db_session: Session, *, username: str, display_name: str, role: 
     return user
 
 
+def _bump_session_epoch(user: User) -> None:
+    # Incremented in SQL, not from this object's copy: the object was usually loaded before the
+    # write transaction began, and a stale copy could write back an epoch a newer session holds.
+    user.session_epoch = User.session_epoch + 1
+
+
 def revoke_sessions(db_session: Session, user: User, actor: User | None) -> None:
     """Log the user out everywhere: every cookie carrying the old epoch stops working."""
-    user.session_epoch += 1
+    _bump_session_epoch(user)
     record_event(db_session, actor, "user.revoke_sessions", "user", user.id)
 
 
@@ -102,7 +108,7 @@ def deactivate(db_session: Session, user: User, actor: User | None) -> None:
         raise AccountError("You cannot deactivate your own account.")
     user.active = False
     user.deactivated_at = clock.now()
-    user.session_epoch += 1
+    _bump_session_epoch(user)
     record_event(db_session, actor, "user.deactivate", "user", user.id)
 
 

@@ -23,6 +23,12 @@ def main():
     """fieldapp: missing-child and return checklists for foster-care caseworkers."""
 
 
+def init_app(app) -> None:
+    """Give the app's own CLI fieldapp's commands too (``flask --app fieldapp``, ``test_cli_runner``)."""
+    for name, command in main.commands.items():
+        app.cli.add_command(command, name)
+
+
 @main.group("db")
 def db_group():
     """Apply or undo the Alembic migrations on FIELDAPP_DATABASE_URL."""
@@ -88,9 +94,11 @@ def demo_command():
     if demo.has_data(db.session()):
         click.echo("The database already has users; demo data was not loaded.")
         return
+    from .policy import install_packaged
     passwords = demo.generate_passwords()
     hashes = {u: hash_password(p) for u, p in passwords.items()}  # slow: before the write lock
     with db.writing() as s:
+        install_packaged(s)  # the demo's missing children need their checklists
         users = demo.create_demo_users(s, hashes)
         demo.create_demo_children(s, users)
     text = demo.format_logins(passwords)
@@ -102,12 +110,45 @@ def demo_command():
     click.echo(f"(kept in {path})")
 
 
+@main.group("policy")
+def policy_group():
+    """Install and list policy versions (the checklists, their deadlines and legal basis)."""
+
+
+@policy_group.command("install")
+@click.argument("policy_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def policy_install(policy_file):
+    """Validate POLICY_FILE (TOML, docs/policies.md) and store it with its SHA-256."""
+    from .policy import PolicyInvalid, install
+    try:
+        with db.writing() as s:
+            row, created = install(s, policy_file.read_text(encoding="utf-8"), str(policy_file))
+    except (PolicyInvalid, UnicodeDecodeError) as problem:
+        raise click.ClickException(str(problem)) from None
+    verb = "Installed" if created else "Already installed"
+    click.echo(f"{verb} {row.key} (in force from {row.effective_from}, sha256 {row.sha256}).")
+
+
+@policy_group.command("list")
+def policy_list():
+    """Show the installed policy versions."""
+    from sqlalchemy import select
+    from .models import PolicyVersion
+    for row in db.session().scalars(select(PolicyVersion).order_by(PolicyVersion.effective_from)):
+        click.echo(f"{row.key}\tfrom {row.effective_from}\tsha256 {row.sha256}\t{row.title}")
+
+
 @main.command("init")
 def init_command():
-    """Migrate the database, and on an empty database load the demo data."""
+    """Migrate the database, install the packaged policies, and on an empty database load the
+    demo data."""
     from . import demo
+    from .policy import install_packaged
     migrate.upgrade(current_app.config["DATABASE_URL"])
     click.echo("Database migrated.")
+    with db.writing() as s:
+        installed = install_packaged(s)
+    click.echo("Policies installed: " + ", ".join(row.key for row in installed) + ".")
     if not demo.has_data(db.session()):
         click.get_current_context().invoke(demo_command)
         return

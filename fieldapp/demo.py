@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from . import clock
 from .accounts import create_user, get_or_create_team
 from .models import Child, Placement, User, VisitationPlan
+from .episodes import mark_located, open_episode
 from .status import UnapprovedLocation, change_status, record_initial_status
 from .vocabulary import PLACEMENT_SETTINGS
 
@@ -99,26 +100,32 @@ def create_demo_children(db_session: Session, users: dict[str, User], seed: int 
 
 
 def _walk_to(db_session: Session, child: Child, worker: User, target: str, rng: random.Random) -> None:
-    """Move the child through believable status changes until it reaches ``target``."""
+    """Move the child through believable events until its status is ``target``: missing children
+    get an open episode with its checklist, found ones a T1 as well."""
     now = clock.now()
-    hours_ago = rng.randint(30, 400)
-    path = {
-        "in_placement": [],
-        "whereabouts_unknown": ["whereabouts_unknown"],
-        "in_contact_location_unknown": ["whereabouts_unknown", "in_contact_location_unknown"],
-        "located_pending_return": ["whereabouts_unknown", "located_pending_return"],
-        "unapproved_location_known": ["unapproved_location_known"],
-        "released_from_custody": ["released_from_custody"],
-    }[target]
-    for step, status in enumerate(path):
-        since = now - timedelta(hours=hours_ago - step * rng.randint(2, 20))
-        location = None
-        if status == "unapproved_location_known":
-            location = UnapprovedLocation("1200 N Example Ave, Springfield MO (fictional)",
-                                          "An aunt, Dana (fictional)",
-                                          "Home visit by the caseworker; adult's ID seen")
-        change_status(db_session, child, worker, status, since,
-                      note=f"Demo: {status.replace('_', ' ')}", location=location)
+    t0 = now - timedelta(hours=rng.randint(3, 300), minutes=rng.randint(0, 59))
+    if target in ("whereabouts_unknown", "in_contact_location_unknown", "located_pending_return"):
+        episode = open_episode(
+            db_session, child, worker, status="whereabouts_unknown", discovered_at=t0,
+            discovered_by_role="placement_provider", discovered_by_name="House parent on duty (fictional)",
+            how_missing=rng.choice(["ran_away", "unknown"]), last_seen_at=t0 - timedelta(hours=2),
+            last_seen_place="Left the placement after dinner (fictional)",
+            note="Demo: not in the placement at bed check")
+        if target == "in_contact_location_unknown":
+            change_status(db_session, child, worker, target, t0 + (now - t0) / 2,
+                          note="Demo: the child texted the caseworker but will not say where")
+        if target == "located_pending_return":
+            mark_located(db_session, episode, worker, located_at=t0 + (now - t0) / 2,
+                         located_where="in_state", located_place="A friend's apartment (fictional)",
+                         located_by="Springfield police (fictional)", status=target,
+                         note="Demo: found by police")
+    elif target == "unapproved_location_known":
+        change_status(db_session, child, worker, target, t0, note="Demo: staying with an aunt",
+                      location=UnapprovedLocation("1200 N Example Ave, Springfield MO (fictional)",
+                                                  "An aunt, Dana (fictional)",
+                                                  "Home visit by the caseworker; adult's ID seen"))
+    elif target == "released_from_custody":
+        change_status(db_session, child, worker, target, t0, note="Demo: custody ended by court order")
 
 
 def generate_passwords() -> dict[str, str]:

@@ -73,8 +73,9 @@ def parse_roster(db_session: Session, raw: bytes) -> list[RosterRow]:
     """Every row of the file, checked; raises RosterInvalid listing every bad row."""
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise RosterInvalid(["line 1: the file is not UTF-8 text; export it from the state "
+    except UnicodeDecodeError as bad:
+        line = bad.object[:bad.start].count(b"\n") + 1
+        raise RosterInvalid([f"line {line}: the file is not UTF-8 text; export it from the state "
                              "system as CSV (UTF-8)"]) from None
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
@@ -84,8 +85,9 @@ def parse_roster(db_session: Session, raw: bytes) -> list[RosterRow]:
         select(User).where(User.role == "caseworker", User.active))}
     today = clock.today()
     rows, problems, seen = [], [], {}
-    for number, record in enumerate(reader, start=2):
-        if number - 1 > MAX_ROWS:
+    for count, record in enumerate(reader, start=1):
+        number = reader.line_num  # the line the row ends on, counting blank lines and line breaks
+        if count > MAX_ROWS:
             problems.append(f"line {number}: the file has more than {MAX_ROWS} rows; split it")
             break
         values = {c: (record.get(c) or "").strip() for c in COLUMNS}

@@ -68,7 +68,13 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
     values = {}
     for setting in SETTINGS:
         raw = environ.get(setting.name)
-        values[setting.config_key] = setting.default if raw in (None, "") else setting.parse(raw)
+        if raw in (None, ""):
+            values[setting.config_key] = setting.default
+            continue
+        try:
+            values[setting.config_key] = setting.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{setting.name}={raw!r} cannot be read: {exc}") from exc
     return values
 
 

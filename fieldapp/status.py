@@ -117,6 +117,8 @@ def review_location(db_session: Session, change: StatusChange, supervisor: User,
                     note: str) -> LocationReview:
     if supervisor.role not in ("supervisor", "administrator"):
         raise StatusChangeInvalid({"decision": "Only a supervisor decides on an unapproved address."})
+    if change.status != "unapproved_location_known":
+        raise StatusChangeInvalid({"decision": "Only a known unapproved address is decided on."})
     if change.location_review is not None:
         raise StatusChangeInvalid({"decision": "This address has already been decided on."})
     if not approved and not note.strip():

@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import PasswordField, SelectField, StringField, TextAreaField
+from wtforms import PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from ..vocabulary import ROLES
@@ -10,7 +10,7 @@ class NewUserForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=80)],
                            render_kw={"autocapitalize": "none", "autocomplete": "off"})
     display_name = StringField("Full name", validators=[DataRequired(), Length(max=120)])
-    role = SelectField("Role", choices=list(ROLES.items()))
+    role = SelectField("Role", choices=[SelectChoice(k, label) for k, label in ROLES.items()])
     team = StringField("Team", validators=[Length(max=120)],
                        description="Required for caseworkers and supervisors; a new name creates the team.")
     phone = StringField("Work phone", validators=[Length(max=40)])

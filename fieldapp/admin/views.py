@@ -4,10 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from .. import access, db
 from ..accounts import (AccountError, assign_team, create_user, deactivate, get_or_create_team,
-                        hash_password, reactivate, revoke_sessions)
+                        hash_password, password_problem, reactivate, revoke_sessions)
 from ..caseloads import ReassignmentRefused, reassign_child
 from ..models import User
 from ..roster import RosterInvalid, import_roster
@@ -28,11 +29,18 @@ def users():
 @require_role("administrator")
 def add_user():
     form = NewUserForm()
+    password_hash = None
     if form.validate_on_submit():
-        try:
+        problem = password_problem(form.password.data)
+        if problem:
+            form.password.errors.append(problem)  # beside the password, not the username
+        else:
             password_hash = hash_password(form.password.data)  # slow: before the write lock
+    if password_hash:
+        try:
             with db.writing() as s:
-                team = get_or_create_team(s, form.team.data) if form.team.data.strip() else None
+                team_name = (form.team.data or "").strip()  # None when the field was not sent
+                team = get_or_create_team(s, team_name) if team_name else None
                 create_user(s, username=form.username.data, display_name=form.display_name.data,
                             role=form.role.data, password_hash=password_hash, team=team,
                             phone=form.phone.data or None, actor=current_user)
@@ -60,7 +68,8 @@ def set_team(user_id: int):
     if form.validate_on_submit():
         try:
             with db.writing() as s:
-                team = get_or_create_team(s, form.team.data) if form.team.data.strip() else None
+                team_name = (form.team.data or "").strip()  # None when the field was not sent
+                team = get_or_create_team(s, team_name) if team_name else None
                 assign_team(s, user, team, current_user)
             flash(f"{user.display_name}'s team is saved.", "success")
         except AccountError as problem:
@@ -100,8 +109,9 @@ def reassign(child_id: int):
     caseworkers = db_session.scalars(select(User).where(
         User.role == "caseworker", User.active).order_by(User.display_name)).all()
     form = ReassignForm()
-    form.caseworker.choices = [(u.id, f"{u.display_name} ({u.team.name if u.team else 'no team'})")
-                               for u in caseworkers]
+    form.caseworker.choices = [
+        SelectChoice(u.id, f"{u.display_name} ({u.team.name if u.team else 'no team'})")
+        for u in caseworkers]
     if form.validate_on_submit():
         try:
             with db.writing() as s:

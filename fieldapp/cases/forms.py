@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
 from ..vocabulary import STATUSES
@@ -10,7 +10,7 @@ class ActionForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField("New status", choices=[(k, s.label) for k, s in STATUSES.items()])
+    status = SelectField("New status", choices=[SelectChoice(k, s.label) for k, s in STATUSES.items()])
     since = StringField("Since (date and time)", render_kw={"type": "datetime-local"})
     note = TextAreaField("Note", validators=[Length(max=4000)],
                          description="Required when a child goes missing or is found.")
@@ -22,8 +22,9 @@ class StatusForm(FlaskForm):
 
 
 class LocationReviewForm(FlaskForm):
-    decision = RadioField("Decision", choices=[("approve", "Approve this address"),
-                                               ("reject", "Do not approve")], default="approve")
+    decision = RadioField("Decision", choices=[SelectChoice("approve", "Approve this address"),
+                                               SelectChoice("reject", "Do not approve")],
+                           default="approve")
     note = TextAreaField("Note", validators=[Length(max=2000)],
                          description="Required when you do not approve.")
 

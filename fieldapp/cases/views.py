@@ -7,6 +7,7 @@ from sqlalchemy import func, or_, select
 
 from .. import access, clock, db
 from ..breakglass import GrantRefused, grant_access
+from ..episodes import episode_move_problem, latest_episode_of, open_episode_of
 from ..caseloads import ReassignmentRefused, acknowledge_handover, pending_handovers
 from ..models import Child, Handover, StatusChange
 from ..status import (StatusChangeInvalid, UnapprovedLocation, change_status,
@@ -18,8 +19,8 @@ from .forms import ActionForm, BreakGlassForm, LocationReviewForm, StatusForm
 bp = Blueprint("cases", __name__)
 
 HOME_BY_ROLE = {
-    "caseworker": "cases.caseload",
-    "supervisor": "cases.caseload",
+    "caseworker": "checklists.my_work",
+    "supervisor": "checklists.my_work",
     "on_call": "cases.on_call",
     "administrator": "admin.users",
     "auditor": "cases.overview",
@@ -58,7 +59,7 @@ def child(child_id: int):
     db_session = db.session()
     child = access.child_for(db_session, current_user, child_id)
     awaiting = location_awaiting_review(child)
-    return render("cases/child.html", child=child,
+    return render("cases/child.html", child=child, episode=latest_episode_of(db_session, child),
                   sensitive=access.can_see_sensitive(db_session, current_user, child),
                   awaiting_review=awaiting, stale=location_needs_reverification(child),
                   review_form=LocationReviewForm() if awaiting else None)
@@ -75,6 +76,11 @@ def change_child_status(child_id: int):
     if not form.validate_on_submit():
         return render("cases/status_form.html", child=child, form=form,
                       status=400 if form.errors else 200)
+    episode = open_episode_of(db_session, child)
+    detour = episode_move_problem(child.status, form.status.data, episode is not None)
+    if detour:
+        form.status.errors.append(detour)
+        return render("cases/status_form.html", child=child, form=form, status=400)
     location = UnapprovedLocation(form.location_address.data or "", form.location_adult.data or "",
                                   form.location_verified_how.data or "")
     try:

@@ -1,0 +1,69 @@
+""""My work": every open step across the episodes a user works, overdue first (issue 3 §7)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from . import clock
+from .checklists import StepView, is_overdue, positive_screen, step_views
+from .models import BreakGlassGrant, Child, Episode, EpisodeStep, User
+
+
+@dataclass
+class WorkItem:
+    episode: Episode
+    view: StepView
+
+
+@dataclass
+class Work:
+    items: list[WorkItem]
+    overdue: int
+    due_today: int
+    screen_alerts: list[Episode]
+
+
+def _episodes_query(user: User):
+    """Episodes with steps still to work: open ones, and ended ones whose return steps remain."""
+    query = (select(Episode).join(Child, Child.id == Episode.child_id)
+             .where((Episode.ended_at.is_(None)) | (Episode.end_reason == "returned_to_care")
+                    | (Episode.end_reason == "released_from_custody"))
+             .options(selectinload(Episode.steps).selectinload(EpisodeStep.entries),
+                      selectinload(Episode.contacts), selectinload(Episode.child))
+             .order_by(Episode.discovered_at))
+    if user.role == "caseworker":
+        return query.where(Child.caseworker_id == user.id)
+    if user.role == "supervisor":
+        return query.where(Child.caseworker.has(User.team_id == user.team_id))
+    if user.role == "administrator":
+        return query
+    if user.role == "on_call":  # only the children this worker holds a live grant for
+        granted = select(BreakGlassGrant.child_id).where(BreakGlassGrant.user_id == user.id,
+                                                         BreakGlassGrant.expires_at > clock.now())
+        return query.where(Episode.ended_at.is_(None), Child.id.in_(granted))
+    return query.where(False)
+
+
+def work_for(db_session: Session, user: User) -> Work:
+    now = clock.now()
+    end_of_today = clock.local_midnight(clock.today() + timedelta(days=1))
+    items = []
+    alerts = []
+    for episode in db_session.scalars(_episodes_query(user)):
+        for view in step_views(episode):
+            if view.is_open and view.row.closed_reason is None:
+                items.append(WorkItem(episode, view))
+        if positive_screen(episode):
+            cac = next((v for v in step_views(episode) if v.spec.key == "cac_referral"), None)
+            if cac is not None and cac.is_open:
+                alerts.append(episode)
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    items.sort(key=lambda i: (not is_overdue(i.view, now), i.view.row.due_at or far,
+                              i.episode.id, i.view.row.position))
+    overdue = sum(1 for i in items if is_overdue(i.view, now))
+    due_today = sum(1 for i in items if not is_overdue(i.view, now) and i.view.row.due_at
+                    and i.view.row.due_at < end_of_today)
+    return Work(items, overdue, due_today, alerts)
