@@ -46,8 +46,7 @@ class StepView:
     @property
     def current(self) -> list[StepEntry]:
         """Entries not superseded by a later correction."""
-        superseded = {e.supersedes_id for e in self.row.entries if e.supersedes_id}
-        return [e for e in self.row.entries if e.id not in superseded]
+        return self.row.current_entries
 
     @property
     def latest(self) -> StepEntry | None:
@@ -127,7 +126,7 @@ def _span(delta: timedelta) -> str:
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     parts = ([f"{days} d"] if days else []) + ([f"{hours} h"] if hours else [])
-    if not days:
+    if not days and (mins or not hours):  # "3 h", "1 h 20 min", "0 min"; never "3 h 0 min"
         parts.append(f"{mins} min")
     return " ".join(parts)
 
@@ -298,6 +297,8 @@ def record_item(db_session: Session, episode: Episode, step_key: str, actor: Use
         raise EntryInvalid({"outcome": "This step is not part of this episode's checklist."})
     evidence = validate_entry(episode, view, outcome=outcome, done_at=done_at,
                               recorded_at=recorded_at, raw_evidence=raw_evidence, reason=reason)
+    if view.spec.screening and evidence.get("result") == "disclosed":
+        reason = ""  # on a disclosure only the fact and the referral date are kept: no narrative
     if supersedes_id is not None:
         old = next((e for e in view.current if e.id == supersedes_id), None)
         if old is None:

@@ -121,9 +121,14 @@ def policy_install(policy_file):
     """Validate POLICY_FILE (TOML, docs/policies.md) and store it with its SHA-256."""
     from .policy import PolicyInvalid, install
     try:
+        # Decoded from the bytes, so the stored text (and its hash) is the file exactly as it is.
+        text = policy_file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{policy_file}: not UTF-8 text") from None
+    try:
         with db.writing() as s:
-            row, created = install(s, policy_file.read_text(encoding="utf-8"), str(policy_file))
-    except (PolicyInvalid, UnicodeDecodeError) as problem:
+            row, created = install(s, text, str(policy_file))
+    except PolicyInvalid as problem:
         raise click.ClickException(str(problem)) from None
     verb = "Installed" if created else "Already installed"
     click.echo(f"{verb} {row.key} (in force from {row.effective_from}, sha256 {row.sha256}).")

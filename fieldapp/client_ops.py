@@ -48,9 +48,12 @@ def claim(db_session: Session, op_uuid: str, user: User, kind: str, fields: dict
     digest = content_hash(kind, fields)
     dialect = db_session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ClientOp)
+    # SQLAlchemy reports an INSERT's rowcount (1 inserted, 0 on conflict) only when asked to;
+    # without this it is -1 on psycopg, and every claim would look like a replay.
     result = db_session.execute(insert.values(
         uuid=op_uuid, user_id=user.id, kind=kind, content_hash=digest, response="{}",
-        created_at=clock.now()).on_conflict_do_nothing(index_elements=["uuid"]))
+        created_at=clock.now()).on_conflict_do_nothing(index_elements=["uuid"])
+        .execution_options(preserve_rowcount=True))
     if result.rowcount == 1:
         return Claim(new=True, response=None)
     existing = db_session.scalar(select(ClientOp).where(ClientOp.uuid == op_uuid))

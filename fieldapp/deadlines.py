@@ -27,6 +27,7 @@ def next_business_day(after: date, policy: Policy) -> date:
 def deadline_for(step: Step, anchor_at: datetime, policy: Policy, zone: ZoneInfo) -> datetime:
     """When ``step`` is due, given the instant its anchor was set."""
     rule = step.deadline
+    anchor_at = anchor_at.astimezone(UTC)  # aware arithmetic in one zone is wall-clock arithmetic
     if rule.rule == "hours":
         return anchor_at + timedelta(hours=rule.hours)
     if rule.rule == "monthly":

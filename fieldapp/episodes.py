@@ -102,7 +102,7 @@ def _anchor_instant(episode: Episode, step_spec, steps_by_key: dict) -> datetime
     anchor_step = steps_by_key.get(target)
     if anchor_step is None:
         return None
-    done = [e.done_at for e in anchor_step.entries if e.outcome == "done"]
+    done = [e.done_at for e in anchor_step.current_entries if e.outcome == "done"]
     return min(done) if done else None
 
 
@@ -128,7 +128,9 @@ def schedule(db_session: Session, episode: Episode) -> list[EpisodeStep]:
             db_session.add(step)
             steps_by_key[spec.key] = step
             raised.append(step)
-        if step is not None and step.due_at is None:
+        # T0/T1/T2 and information events never move once set, but a step anchored on another
+        # step follows that step's latest correction.
+        if step is not None and (step.due_at is None or spec.anchor_kind == "step"):
             anchor = _anchor_instant(episode, spec, steps_by_key)
             if anchor is not None:
                 step.due_at = deadline_for(spec, anchor, policy, zone)
@@ -141,7 +143,7 @@ def close_open_steps(episode: Episode, reason: str, checklist: str | None = None
     at = clock.now()
     for step in episode.steps:
         if step.closed_reason is None and (checklist is None or step.checklist == checklist) \
-                and not any(e.outcome in ("done", "not_applicable") for e in step.entries):
+                and not any(e.outcome in ("done", "not_applicable") for e in step.current_entries):
             step.closed_reason, step.closed_at = reason, at
 
 

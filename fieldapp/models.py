@@ -308,6 +308,12 @@ class EpisodeStep(Base):
     entries: Mapped[list[StepEntry]] = relationship(
         back_populates="step", order_by="StepEntry.received_at, StepEntry.id")
 
+    @property
+    def current_entries(self) -> list[StepEntry]:
+        """Entries not superseded by a later correction: the ones that count."""
+        superseded = {e.supersedes_id for e in self.entries if e.supersedes_id}
+        return [e for e in self.entries if e.id not in superseded]
+
 
 class StepEntry(Base):
     """One recorded action on a step. Append-only: a correction supersedes, never overwrites."""

@@ -8,6 +8,7 @@ changes no past episode. A new state or a new law is a new file, not new code.
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -141,6 +142,8 @@ class _Reader:
         raise PolicyInvalid(f"{self.source}: {where}: {problem}")
 
     def get(self, table: dict, key: str, kind, where: str, default=...):
+        if not isinstance(table, dict):
+            self.fail(where, f"should be a table, not {type(table).__name__}")
         if key not in table:
             if default is ...:
                 self.fail(f"{where}.{key}" if where else key, "is missing")
@@ -180,13 +183,12 @@ def _deadline(r: _Reader, raw: dict, where: str) -> Deadline:
     rule = r.text(raw, "rule", where)
     if rule not in DEADLINE_RULES:
         r.fail(f"{where}.rule", f"{rule!r} is not one of {', '.join(DEADLINE_RULES)}")
-    if rule == "hours":
-        hours = r.get(raw, "hours", float, where)
-        if hours <= 0:
-            r.fail(f"{where}.hours", "must be more than 0")
-        return Deadline(rule, hours=hours)
-    if rule == "monthly":
-        return Deadline(rule, first_hours=r.get(raw, "first_hours", float, where))
+    if rule in ("hours", "monthly"):
+        name = "hours" if rule == "hours" else "first_hours"
+        hours = r.get(raw, name, float, where)
+        if not (hours > 0 and math.isfinite(hours)):
+            r.fail(f"{where}.{name}", "must be more than 0")
+        return Deadline(rule, hours=hours) if rule == "hours" else Deadline(rule, first_hours=hours)
     return Deadline(rule)
 
 
@@ -248,8 +250,8 @@ def parse_policy(text: str, source: str) -> Policy:
     if not days or any(d not in WEEKDAYS for d in days):
         r.fail("business_days", f"should list days from {', '.join(WEEKDAYS)}")
     holidays = r.get(raw, "holidays", list, "", [])
-    if any(not isinstance(h, date) for h in holidays):
-        r.fail("holidays", "should list dates")
+    if any(not isinstance(h, date) or isinstance(h, datetime) for h in holidays):
+        r.fail("holidays", "should list dates (without a time)")
     categories_raw = r.get(raw, "categories", dict, "")
     categories = {}
     for name in ("factors", "experiences"):
@@ -283,6 +285,9 @@ def parse_policy(text: str, source: str) -> Policy:
     for required in NEVER_NOT_APPLICABLE:
         if required not in keys:
             r.fail("steps", f"the {required} step is required in every policy")
+    for name, limit in (("key", 80), ("title", 200)):
+        if len(r.text(raw, name, "")) > limit:
+            r.fail(name, f"is longer than {limit} characters")
     return Policy(key=r.text(raw, "key", ""), title=r.text(raw, "title", ""),
                   jurisdiction=r.text(raw, "jurisdiction", ""), effective_from=effective,
                   business_days=tuple(WEEKDAYS.index(d) for d in days), holidays=tuple(holidays),
@@ -326,7 +331,7 @@ def install(db_session: Session, text: str, source: str) -> tuple[PolicyVersion,
 
 def packaged_texts() -> list[tuple[str, str]]:
     folder = resources.files("fieldapp") / "policies"
-    return [(name, (folder / name).read_text()) for name in PACKAGED]
+    return [(name, (folder / name).read_text(encoding="utf-8")) for name in PACKAGED]
 
 
 def install_packaged(db_session: Session) -> list[PolicyVersion]:

@@ -26,14 +26,18 @@ class Work:
     screen_alerts: list[Episode]
 
 
-def _episodes_query(user: User):
+def _episodes_query_all():
     """Episodes with steps still to work: open ones, and ended ones whose return steps remain."""
-    query = (select(Episode).join(Child, Child.id == Episode.child_id)
+    return (select(Episode).join(Child, Child.id == Episode.child_id)
              .where((Episode.ended_at.is_(None)) | (Episode.end_reason == "returned_to_care")
                     | (Episode.end_reason == "released_from_custody"))
              .options(selectinload(Episode.steps).selectinload(EpisodeStep.entries),
                       selectinload(Episode.contacts), selectinload(Episode.child))
              .order_by(Episode.discovered_at))
+
+
+def _episodes_query(user: User):
+    query = _episodes_query_all()
     if user.role == "caseworker":
         return query.where(Child.caseworker_id == user.id)
     if user.role == "supervisor":
@@ -47,8 +51,16 @@ def _episodes_query(user: User):
     return query.where(False)
 
 
+def open_steps_of_child(db_session: Session, child_id: int) -> list[WorkItem]:
+    """The child's open steps across their episodes: what a handover passes to the new worker."""
+    query = _episodes_query_all().where(Episode.child_id == child_id)
+    return [WorkItem(episode, view) for episode in db_session.scalars(query)
+            for view in step_views(episode) if view.is_open and view.row.closed_reason is None]
+
+
 def work_for(db_session: Session, user: User) -> Work:
     now = clock.now()
+    start_of_today = clock.local_midnight(clock.today())
     end_of_today = clock.local_midnight(clock.today() + timedelta(days=1))
     items = []
     alerts = []
@@ -64,6 +76,8 @@ def work_for(db_session: Session, user: User) -> Work:
     items.sort(key=lambda i: (not is_overdue(i.view, now), i.view.row.due_at or far,
                               i.episode.id, i.view.row.position))
     overdue = sum(1 for i in items if is_overdue(i.view, now))
+    # Due today: the deadline falls on today's date in the agency's zone. An agency target missed
+    # on an earlier day is neither overdue (DESIGN §4) nor due today.
     due_today = sum(1 for i in items if not is_overdue(i.view, now) and i.view.row.due_at
-                    and i.view.row.due_at < end_of_today)
+                    and start_of_today <= i.view.row.due_at < end_of_today)
     return Work(items, overdue, due_today, alerts)

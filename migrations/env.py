@@ -1,6 +1,5 @@
 """Alembic environment. The URL comes from ``fieldapp.migrate`` (config attribute ``url``)."""
 from alembic import context
-from sqlalchemy import pool
 
 from fieldapp.db import make_engine
 from fieldapp import models  # noqa: F401  (registers the mappings for autogenerate comparisons)
@@ -22,8 +21,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
+    # The app's own engine, so that SQLite gets WAL, foreign keys and the busy timeout here too.
     engine = make_engine(config.attributes["url"])
-    engine.pool = pool.NullPool(engine.pool._creator)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

@@ -198,3 +198,29 @@ def world(make_user, make_child):
                            medical_notes="Insulin twice daily")
     w.child_b = make_child(w.cw_b, "B-1", first_name="Bobby", last_name="Brook")
     return w
+
+
+@pytest.fixture
+def policies(app):
+    """The packaged policy versions (missouri-2019 and missouri-2023), installed."""
+    from fieldapp.policy import install_packaged
+    with db.writing() as s:
+        return {row.key: row for row in install_packaged(s)}
+
+
+@pytest.fixture
+def make_episode(app, policies, clock):
+    """Open a missing episode for ``child`` at T0 (default: an hour before "now")."""
+    from datetime import timedelta
+    from fieldapp.episodes import open_episode
+
+    def make(child, user, t0=None, status="whereabouts_unknown", how_missing="ran_away"):
+        with db.writing() as s:
+            child = s.merge(child)
+            user = s.merge(user)
+            return open_episode(s, child, user, status=status,
+                                discovered_at=t0 or clock.now() - timedelta(hours=1),
+                                discovered_by_role="placement_provider",
+                                discovered_by_name="House parent", how_missing=how_missing,
+                                note="Not in the placement at bed check")
+    return make

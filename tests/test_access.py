@@ -16,8 +16,9 @@ from fieldapp.models import AuditEvent, BreakGlassGrant, Child, StatusChange
 SENSITIVE_HEADING = "Sensitive (case team only)"
 REASON = "Police called at 02:10 asking for her photo and last placement address"
 # A status change that is valid for a child in placement, so any refusal comes from access alone.
-GOES_MISSING = {"status": "whereabouts_unknown", "since": "2026-03-02T13:30",
-                "note": "Did not come home from school"}
+VALID_CHANGE = {"status": "unapproved_location_known", "since": "2026-03-02T13:30",
+                "location_address": "12 Elm St, Springfield", "location_adult": "Her aunt",
+                "location_verified_how": "Home visit"}
 
 
 def fresh():
@@ -47,7 +48,7 @@ def test_caseworker_gets_404_for_another_teams_child_and_writes_nothing(client, 
     assert client.get(f"/children/{world.child_b.id}").status_code == 404
     assert client.get(f"/children/{world.child_b.id}/status").status_code == 404
 
-    response = client.post(f"/children/{world.child_b.id}/status", data=GOES_MISSING)
+    response = client.post(f"/children/{world.child_b.id}/status", data=VALID_CHANGE)
 
     assert response.status_code == 404
     assert "Bobby" not in response.text
@@ -55,8 +56,8 @@ def test_caseworker_gets_404_for_another_teams_child_and_writes_nothing(client, 
     assert count(StatusChange, StatusChange.child_id == world.child_b.id) == 1
     assert count(AuditEvent, AuditEvent.child_id == world.child_b.id) == 0
     # The same request on the caseworker's own child goes through: the 404 was about access.
-    assert client.post(f"/children/{world.child_a.id}/status", data=GOES_MISSING).status_code == 303
-    assert fresh().get(Child, world.child_a.id).status == "whereabouts_unknown"
+    assert client.post(f"/children/{world.child_a.id}/status", data=VALID_CHANGE).status_code == 303
+    assert fresh().get(Child, world.child_a.id).status == "unapproved_location_known"
 
 
 def test_a_missing_child_id_is_the_same_404(client, world, login):
@@ -90,7 +91,7 @@ def test_supervisor_sees_the_team_but_not_the_other_team(client, world, login, m
     assert SENSITIVE_HEADING in own.text and "Insulin twice daily" in own.text
     assert client.get(f"/children/{teammates_child.id}").status_code == 200
     assert client.get(f"/children/{world.child_b.id}").status_code == 404
-    assert client.post(f"/children/{world.child_b.id}/status", data=GOES_MISSING).status_code == 404
+    assert client.post(f"/children/{world.child_b.id}/status", data=VALID_CHANGE).status_code == 404
     assert fresh().get(Child, world.child_b.id).status == "in_placement"
 
 
@@ -112,7 +113,7 @@ def test_auditor_reads_counts_only_and_changes_nothing(client, world, login, mis
     assert client.get(f"/children/{world.child_a.id}/status").status_code == 404
     assert client.get("/caseload").status_code == 404
 
-    write = client.post(f"/children/{world.child_a.id}/status", data=GOES_MISSING)
+    write = client.post(f"/children/{world.child_a.id}/status", data=VALID_CHANGE)
     assert write.status_code == 403
     assert fresh().get(Child, world.child_a.id).status == "in_placement"
     assert count(StatusChange) == 3  # the three children's first rows, nothing more

@@ -178,6 +178,19 @@ def test_reassigning_to_the_same_worker_makes_no_second_handover(client, world, 
     assert count(Handover) == 2
 
 
+def test_a_handover_moved_on_leaves_no_banner(client, world, login):
+    login(world.admin)
+    url = f"/admin/children/{world.child_a.id}/reassign"
+    client.post(url, data={"caseworker": world.cw_a2.id})
+    client.post(url, data={"caseworker": world.cw_b.id})
+    login(world.cw_a2)
+    caseload = client.get("/caseload").text
+    assert "Handed over to you" not in caseload and "Alice Avery" not in caseload
+    login(world.cw_b)
+    banner = client.get("/caseload").text.split("Handed over to you", 1)[1].split("</section>")[0]
+    assert "Alice Avery" in banner and "from Cw.A2," in banner
+
+
 @pytest.mark.parametrize("who", ["sup_a", "oncall", "auditor", "admin"])
 def test_only_a_caseworker_can_take_a_child(client, world, login, who):
     login(world.admin)

@@ -8,13 +8,16 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from flask import url_for
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from conftest import NOW, PASSWORD
 from fieldapp import create_app, db
 from fieldapp.accounts import revoke_sessions
+from fieldapp.cases.views import HOME_BY_ROLE
 from fieldapp.models import AuditEvent, Child, LoginFailure, StatusChange, User
+from fieldapp.vocabulary import ROLES
 
 NO_MATCH = "That username and password do not match an active account."
 THROTTLED = "Too many failed attempts."
@@ -94,23 +97,24 @@ def assert_sent_to_login(response, next_path: str | None = None):
 
 # --- Logging in ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("who, home, heading", [
-    ("cw_a", "/caseload", "My caseload"),
-    ("sup_a", "/caseload", "Team caseload"),
-    ("oncall", "/on-call", "Open missing episodes"),
-    ("admin", "/admin/users", "<h1>Users</h1>"),
-    ("auditor", "/overview", "Children by status"),
-])
-def test_login_lands_on_the_roles_home(client, world, login, who, home, heading):
+def home_of(app, user) -> str:
+    """The path of the start page for the user's role."""
+    with app.test_request_context():
+        return url_for(HOME_BY_ROLE[user.role])
+
+
+@pytest.mark.parametrize("who", ["cw_a", "sup_a", "oncall", "admin", "auditor"])
+def test_login_lands_on_the_roles_home(app, client, world, login, who):
     user = getattr(world, who)
     response = login(user)
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
 
     page = client.get("/", follow_redirects=True)
-    assert page.request.path == home
-    assert heading in page.text
-    assert f"{user.display_name}," in page.text  # the footer names who is logged in
+    assert page.status_code == 200
+    assert page.request.path == home_of(app, user)
+    assert "<h1>Log in</h1>" not in page.text
+    assert f"{user.display_name}, {ROLES[user.role]}" in page.text  # the footer: who is logged in
 
     [event] = events("auth.login")
     assert event.actor_id == user.id and event.entity_id == str(user.id)
@@ -290,12 +294,12 @@ def test_failures_older_than_a_day_are_dropped(app, client, clock, world):
     "http:/evil.example",
     "",
 ])
-def test_next_off_site_goes_home_instead(client, world, target):
+def test_next_off_site_goes_home_instead(app, client, world, target):
     response = client.post("/login", data={"username": "cw.a", "password": PASSWORD,
                                            "next": target})
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
-    assert client.get("/", follow_redirects=True).request.path == "/caseload"
+    assert client.get("/", follow_redirects=True).request.path == home_of(app, world.cw_a)
 
 
 @pytest.mark.parametrize("target", ["/caseload", "/caseload?q=Alice"])
@@ -404,6 +408,13 @@ def test_deactivation_locks_the_user_out_at_once(client, app, world, login):
     assert admin.get("/admin/users").status_code == 200
 
 
+def test_an_inactive_account_is_refused_even_on_its_current_epoch(client, app, world):
+    post_login(client, "cw.a", PASSWORD)
+    with db.engine().begin() as conn:  # switched off without bumping the epoch
+        conn.execute(update(User).where(User.id == world.cw_a.id).values(active=False))
+    assert_sent_to_login(client.get("/caseload"), "/caseload")
+
+
 def test_log_out_everywhere_ends_every_copy_of_the_session(client, app, world):
     post_login(client, "cw.a", PASSWORD)
     stolen = app.test_client()
@@ -488,8 +499,8 @@ def test_status_change_without_a_csrf_token_is_refused_and_writes_nothing(csrf_a
     client = csrf_app.test_client()
     assert login_with_token(client).status_code == 302
     path = f"/children/{world.child_a.id}/status"
-    data = {"status": "whereabouts_unknown", "since": "2026-03-02T13:30",
-            "note": "Not in her room at bed check."}
+    data = {"status": "released_from_custody", "since": "2026-03-02T13:30",
+            "note": "Custody ended by court order."}
 
     assert_form_expired(client.post(path, data=data))
     child = fresh().get(Child, world.child_a.id)
@@ -504,7 +515,7 @@ def test_status_change_without_a_csrf_token_is_refused_and_writes_nothing(csrf_a
     assert response.headers["Location"] == f"/children/{world.child_a.id}"
     assert "Status recorded." in client.get(response.headers["Location"]).text
     child = fresh().get(Child, world.child_a.id)
-    assert child.status == "whereabouts_unknown"
+    assert child.status == "released_from_custody"
     assert len(events("child.status_change")) == 1
 
 

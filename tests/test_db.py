@@ -1,4 +1,4 @@
-"""The data layer: UTC datetimes on both databases, SQLite's connection settings and write locks."""
+"""The data layer: UTC datetimes on both databases, SQLite's settings and its write lock."""
 from __future__ import annotations
 
 import sqlite3
@@ -49,9 +49,6 @@ def statements(app):
 @pytest.fixture
 def raw_sqlite(app):
     """A plain sqlite3 connection to the app's file that gives up at once if the file is locked."""
-    # The app's first connection switches the file to WAL (migrations leave it in rollback-journal
-    # mode), which needs the file unlocked: connect once before this connection takes any lock.
-    db.engine().connect().close()
     conn = sqlite3.connect(sqlite_path(app), timeout=0, isolation_level=None,
                            check_same_thread=False)
     yield conn
@@ -66,7 +63,8 @@ def test_aware_datetime_comes_back_aware_in_utc(app):
         s.add(LoginFailure(kind="account", key="round.trip", failed_at=local))
 
     with Session(db.engine()) as other:  # not the identity map: what the database hands back
-        stored = other.scalar(select(LoginFailure.failed_at).where(LoginFailure.key == "round.trip"))
+        stored = other.scalar(select(LoginFailure.failed_at)
+                              .where(LoginFailure.key == "round.trip"))
     assert stored == local
     assert stored.tzinfo is UTC
     assert stored == datetime(2026, 7, 5, 2, 15, 30, 123456, tzinfo=UTC)
@@ -81,7 +79,7 @@ def test_the_database_holds_the_utc_instant(app):
             raw = conn.exec_driver_sql("SELECT failed_at FROM login_failures").scalar()
             assert raw.startswith("2026-01-15 14:00:00")
         else:
-            raw = conn.execute(text("SELECT failed_at AT TIME ZONE 'UTC' FROM login_failures")).scalar()
+            raw = conn.scalar(text("SELECT failed_at AT TIME ZONE 'UTC' FROM login_failures"))
             assert raw == datetime(2026, 1, 15, 14, 0)
 
 

@@ -134,11 +134,8 @@ def test_upgrade_twice_is_harmless(empty_db_url, engine):
     assert tables(engine) == TABLES and current_revision(engine) == head_revision()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "migrations/env.py swaps in a NullPool after make_engine(), which drops the engine's 'connect' "
-    "listener: migrations run without the app's PRAGMAs and leave the file in rollback-journal "
-    "mode until the app first connects"))
 def test_migrated_sqlite_file_is_in_wal_mode(tmp_path):
+    """Migrations connect as the app does (make_engine's PRAGMAs), so the file starts as WAL."""
     path = tmp_path / "fresh.sqlite3"
     migrate.upgrade(f"sqlite:///{path}")
     conn = sqlite3.connect(path)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +13,7 @@ from sqlalchemy import func, select
 from fieldapp import db
 from fieldapp.models import AuditEvent, Child, Handover, Placement, StatusChange
 from fieldapp.roster import COLUMNS
+from fieldapp.vocabulary import PLACEMENT_SETTINGS
 
 HEADER = ",".join(COLUMNS)
 ROWS = [
@@ -231,3 +234,31 @@ def test_a_byte_order_mark_and_crlf_are_fine(import_file):
     outcome = import_file(raw)
     assert outcome.ok and "3 added" in outcome.text
     assert child("R-102").first_name == "Ivy"
+
+
+# docs/roster-format.md is kept true by these tests.
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "roster-format.md"
+
+
+def doc_table_keys(heading: str) -> dict[str, str]:
+    """The first column (a `key`) and the last of the table under ``heading``."""
+    section = DOC.read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|(.*)\|$", section, re.M)
+    return {key: rest.split("|")[-1].strip() for key, rest in rows}
+
+
+def test_the_doc_lists_every_column_and_setting():
+    assert list(doc_table_keys("Columns")) == list(COLUMNS)
+    assert doc_table_keys("Placement settings") == PLACEMENT_SETTINGS
+
+
+def test_the_doc_example_imports(runner, make_user, tmp_path):
+    make_user("caseworker", "caseworker", "Greene County Team 1")
+    make_user("caseworker2", "caseworker", "Greene County Team 1")
+    example = DOC.read_text().split("```csv\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.csv"
+    path.write_text(example)
+    result = runner.invoke(args=["import-roster", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "3 added, 0 updated, 0 unchanged" in result.output

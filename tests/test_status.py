@@ -49,10 +49,11 @@ def assert_refused(response, child, field_id: str, message: str):
     assert response.status_code == 400
     assert NOTHING_SAVED in response.text
     assert message in field_error(response.text, field_id)
+    only = history(child)
+    assert len(only) == 1  # the fixture's first row, nothing appended
     stored = fresh().get(Child, child.id)
-    assert stored.status == "in_placement"
-    assert stored.status_since == datetime(2025, 1, 6, 6, tzinfo=UTC)
-    assert len(history(child)) == 1
+    assert (stored.status, stored.status_since) == (only[0].status,
+                                                     datetime(2025, 1, 6, 6, tzinfo=UTC))
     assert fresh().scalar(select(func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "child.status_change")) == 0
 
@@ -63,36 +64,46 @@ def as_caseworker(client, world, login):
     return world
 
 
+@pytest.fixture
+def in_contact(as_caseworker, make_child):
+    """A child of cw_a's who texts but will not say where she is (no episode recorded here)."""
+    return make_child(as_caseworker.cw_a, "C-1", status="in_contact_location_unknown",
+                      first_name="Cara", last_name="Cole")
+
+
 def test_the_form_offers_now_in_the_agency_zone(client, as_caseworker):
     page = client.get(f"/children/{as_caseworker.child_a.id}/status")
     assert page.status_code == 200
     assert 'value="2026-03-02T14:00"' in page.text  # 20:00 UTC is 14:00 in Chicago (CST)
 
 
-def test_going_missing_needs_a_note(client, as_caseworker):
-    response = post_status(client, as_caseworker.child_a, note="   ")
-    assert_refused(response, as_caseworker.child_a, "note",
+def test_going_missing_needs_a_note(client, in_contact):
+    response = post_status(client, in_contact, note="   ")
+    assert_refused(response, in_contact, "note",
                    "A note is required when a child goes missing or is found.")
 
 
-def test_a_time_in_the_future_is_refused(client, as_caseworker):
-    response = post_status(client, as_caseworker.child_a, since="2026-03-02T14:05",
-                           note="Not back from school")
-    assert_refused(response, as_caseworker.child_a, "since", "This time is in the future.")
+def test_going_missing_from_placement_is_sent_to_report_missing(client, as_caseworker):
+    response = post_status(client, as_caseworker.child_a, note="Not back from school")
+    assert_refused(response, as_caseworker.child_a, "status", "Report missing")
 
 
-def test_a_time_before_the_current_status_is_refused(client, as_caseworker):
-    # The child has been in placement since 2025-01-06 00:00 in Chicago (06:00 UTC).
-    response = post_status(client, as_caseworker.child_a, since="2025-01-05T23:59",
-                           note="Not back from school")
-    assert_refused(response, as_caseworker.child_a, "since",
+def test_a_time_in_the_future_is_refused(client, in_contact):
+    response = post_status(client, in_contact, since="2026-03-02T14:05", note="Phone is off now")
+    assert_refused(response, in_contact, "since", "This time is in the future.")
+
+
+def test_a_time_before_the_current_status_is_refused(client, in_contact):
+    # Her status began at 2025-01-06 00:00 in Chicago (06:00 UTC).
+    response = post_status(client, in_contact, since="2025-01-05T23:59", note="Phone is off now")
+    assert_refused(response, in_contact, "since",
                    "This is before the child's current status began")
 
 
 @pytest.mark.parametrize("since", ["", "yesterday", "2026-02-30T10:00"])
-def test_a_missing_or_unreadable_time_is_refused(client, as_caseworker, since):
-    response = post_status(client, as_caseworker.child_a, since=since, note="Not back from school")
-    assert_refused(response, as_caseworker.child_a, "since", "Give the date and time")
+def test_a_missing_or_unreadable_time_is_refused(client, in_contact, since):
+    response = post_status(client, in_contact, since=since, note="Phone is off now")
+    assert_refused(response, in_contact, "since", "Give the date and time")
 
 
 @pytest.mark.parametrize("status, message", [
@@ -111,18 +122,18 @@ def test_a_disallowed_status_is_refused(client, as_caseworker, status, message):
     (datetime(2026, 7, 1, 20, 0, tzinfo=UTC), "2026-07-01T13:30",
      datetime(2026, 7, 1, 18, 30, tzinfo=UTC)),  # CDT, UTC-5
 ])
-def test_a_valid_change_is_appended_at_the_right_instant(client, as_caseworker, clock, now,
-                                                         since_local, since_utc):
+def test_a_valid_change_is_appended_at_the_right_instant(client, as_caseworker, in_contact, clock,
+                                                         now, since_local, since_utc):
     clock.set(now)
-    child = as_caseworker.child_a
-    note = "Did not return from school; provider called at 13:40"
+    child = in_contact
+    note = "Her phone went dead; nobody has heard from her since 13:40"
 
     response = post_status(client, child, since=since_local, note=note)
 
     assert response.status_code == 303
     assert response.headers["Location"].endswith(f"/children/{child.id}")
     first, change = history(child)
-    assert first.status == "in_placement"
+    assert first.status == "in_contact_location_unknown"
     assert (change.status, change.since, change.note) == ("whereabouts_unknown", since_utc, note)
     assert (change.set_by_id, change.recorded_at) == (as_caseworker.cw_a.id, now)
     assert change.location_address is None
@@ -131,23 +142,22 @@ def test_a_valid_change_is_appended_at_the_right_instant(client, as_caseworker, 
     event = fresh().scalars(select(AuditEvent).where(
         AuditEvent.action == "child.status_change")).one()
     assert event.child_id == child.id and event.actor_id == as_caseworker.cw_a.id
-    assert json.loads(event.details)["status"] == ["in_placement", "whereabouts_unknown"]
-    assert "provider called" not in event.details
+    assert json.loads(event.details)["status"] == ["in_contact_location_unknown",
+                                                   "whereabouts_unknown"]
+    assert "phone went dead" not in event.details
     page = client.get(f"/children/{child.id}").text
     assert "Status recorded." in page
     assert "Whereabouts unknown</span> since" in page and note in page
 
 
-def test_coming_back_from_missing_also_needs_a_note(client, as_caseworker):
-    child = as_caseworker.child_a
-    assert post_status(client, child, note="Gone from the placement").status_code == 303
-    response = post_status(client, child, status="located_pending_return", since="2026-03-02T13:50")
-    assert response.status_code == 400
-    assert "A note is required" in field_error(response.text, "note")
-    assert [c.status for c in history(child)] == ["in_placement", "whereabouts_unknown"]
-    assert post_status(client, child, status="located_pending_return", since="2026-03-02T13:50",
+def test_coming_back_from_missing_also_needs_a_note(client, in_contact):
+    response = post_status(client, in_contact, status="located_pending_return")
+    assert_refused(response, in_contact, "note", "A note is required")
+    assert post_status(client, in_contact, status="located_pending_return",
                        note="Found at the library").status_code == 303
-    assert fresh().get(Child, child.id).status == "located_pending_return"
+    assert fresh().get(Child, in_contact.id).status == "located_pending_return"
+    assert [c.status for c in history(in_contact)] == ["in_contact_location_unknown",
+                                                       "located_pending_return"]
 
 
 def test_an_unapproved_address_needs_where_who_and_how(client, as_caseworker):

@@ -14,6 +14,7 @@ from ..status import (StatusChangeInvalid, UnapprovedLocation, change_status,
                       location_awaiting_review, location_needs_reverification,
                       locations_awaiting_review_query, review_location)
 from ..web import render, require_role
+from ..work import open_steps_of_child
 from .forms import ActionForm, BreakGlassForm, LocationReviewForm, StatusForm
 
 bp = Blueprint("cases", __name__)
@@ -47,9 +48,10 @@ def caseload():
     children = db_session.scalars(query).all()
     reviews = (db_session.scalars(locations_awaiting_review_query(current_user)).all()
                if current_user.role in ("supervisor", "administrator") else [])
+    handovers = pending_handovers(db_session, current_user)
     return render("cases/caseload.html", partial="cases/_caseload_list.html",
-                  children=children, search=search, reviews=reviews,
-                  handovers=pending_handovers(db_session, current_user),
+                  children=children, search=search, reviews=reviews, handovers=handovers,
+                  handed_steps={h.id: open_steps_of_child(db_session, h.child_id) for h in handovers},
                   stale=location_needs_reverification, ack_form=ActionForm())
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
-from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
 from ..contacts import METHODS, PURPOSES, RELATIONSHIPS
@@ -17,6 +17,11 @@ from ..supportive_services import SERVICE_TYPES
 from ..vocabulary import PLACEMENT_SETTINGS, STATUSES
 
 DATETIME = {"type": "datetime-local"}
+
+
+def _choices(pairs) -> list[SelectChoice]:
+    """WTForms 3.3 deprecates (value, label) tuples as choices."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def device_clock(value: str | None) -> datetime | None:
@@ -52,15 +57,15 @@ class WriteForm(FlaskForm):
 
 
 class OpenEpisodeForm(WriteForm):
-    status = RadioField("What is known", choices=[
+    status = RadioField("What is known", choices=_choices([
         ("whereabouts_unknown", STATUSES["whereabouts_unknown"].label + ": nobody knows where the child is"),
         ("in_contact_location_unknown", STATUSES["in_contact_location_unknown"].label
-         + ": the child calls or texts, but where they are is unknown")],
+         + ": the child calls or texts, but where they are is unknown")]),
         default="whereabouts_unknown")
     discovered_at = StringField("When the absence was discovered (T0)", render_kw=DATETIME)
-    discovered_by_role = SelectField("Discovered by", choices=list(DISCOVERED_BY.items()))
+    discovered_by_role = SelectField("Discovered by", choices=_choices(DISCOVERED_BY.items()))
     discovered_by_name = StringField("Name of the person who discovered it", validators=[Length(max=160)])
-    how_missing = SelectField("How the child went missing", choices=list(HOW_MISSING.items()),
+    how_missing = SelectField("How the child went missing", choices=_choices(HOW_MISSING.items()),
                               default="unknown")
     last_seen_at = StringField("Last seen (date and time, if known)", render_kw=DATETIME)
     last_seen_place = TextAreaField("Where last seen, wearing what, with whom", validators=[Length(max=2000)])
@@ -69,12 +74,12 @@ class OpenEpisodeForm(WriteForm):
 
 class LocatedForm(WriteForm):
     located_at = StringField("When the child's whereabouts became known (T1)", render_kw=DATETIME)
-    located_where = SelectField("Found", choices=list(LOCATED_WHERE.items()))
+    located_where = SelectField("Found", choices=_choices(LOCATED_WHERE.items()))
     located_place = TextAreaField("Where", validators=[Length(max=2000)])
     located_by = StringField("Located by (name and role)", validators=[Length(max=160)])
-    status = RadioField("Now", choices=[
+    status = RadioField("Now", choices=_choices([
         ("located_pending_return", "Located, not yet back in an approved placement"),
-        ("unapproved_location_known", "Staying at a known address that is not an approved placement")],
+        ("unapproved_location_known", "Staying at a known address that is not an approved placement")]),
         default="located_pending_return")
     location_address = TextAreaField("Address (for a known unapproved address)", validators=[Length(max=500)])
     location_adult = StringField("Adult present at that address", validators=[Length(max=160)])
@@ -84,7 +89,7 @@ class LocatedForm(WriteForm):
 
 class ReturnedForm(WriteForm):
     returned_at = StringField("When the child was back in an approved placement (T2)", render_kw=DATETIME)
-    setting = SelectField("Placement setting", choices=list(PLACEMENT_SETTINGS.items()))
+    setting = SelectField("Placement setting", choices=_choices(PLACEMENT_SETTINGS.items()))
     provider_name = StringField("Placement (provider or home)", validators=[Length(max=160)])
     note = TextAreaField("Note", validators=[Length(max=4000)])
 
@@ -96,24 +101,25 @@ class ReleaseForm(WriteForm):
 
 
 class InfoEventForm(WriteForm):
-    kind = RadioField("Information received", choices=[
-        ("trafficking_identified", "The child has been identified as a victim of sex trafficking")],
+    kind = RadioField("Information received", choices=_choices([
+        ("trafficking_identified", "The child has been identified as a victim of sex trafficking")]),
         default="trafficking_identified")
     info_received_at = StringField("When the information was received", render_kw=DATETIME)
 
 
 class ContactForm(WriteForm):
-    purpose = SelectField("What for", choices=list(PURPOSES.items()))
+    purpose = SelectField("What for", choices=_choices(PURPOSES.items()))
     person = StringField("Person or office", validators=[Length(max=160)])
-    relationship = SelectField("Relationship", choices=list(RELATIONSHIPS.items()))
-    method = SelectField("How", choices=list(METHODS.items()))
+    relationship = SelectField("Relationship", choices=_choices(RELATIONSHIPS.items()))
+    method = SelectField("How", choices=_choices(METHODS.items()))
     contacted_at = StringField("When", render_kw=DATETIME)
-    reached = RadioField("Result", choices=[("reached", "Reached them"), ("attempt", "Tried, not reached")],
+    reached = RadioField("Result", choices=_choices([("reached", "Reached them"),
+                                                  ("attempt", "Tried, not reached")]),
                          default="reached")
     learned = TextAreaField("What was learned", validators=[Length(max=4000)])
 
 
 class ServiceForm(WriteForm):
-    service_type = SelectField("Service", choices=list(SERVICE_TYPES.items()))
+    service_type = SelectField("Service", choices=_choices(SERVICE_TYPES.items()))
     started_on = StringField("Start date", render_kw={"type": "date"})
     note = TextAreaField("Note", validators=[Length(max=2000)])

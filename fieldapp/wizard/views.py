@@ -13,7 +13,7 @@ from .. import access, clock, db
 from ..checklists import (OUTCOME_LABELS, EntryInvalid, allowed_outcomes, deadline_status,
                           evidence_of, late_entry, next_open_step, record_item, step_views, view_of)
 from ..client_ops import OpConflict
-from ..contacts import log_contact, months_without_contact, next_contact_due
+from ..contacts import PURPOSES, log_contact, months_without_contact, next_contact_due
 from ..episodes import (EpisodeInvalid, mark_located, mark_returned, open_episode,
                         open_episode_of, record_info_event, release_from_custody)
 from ..extensions import htmx
@@ -171,7 +171,7 @@ def contacts(episode_id: int):
     episode = _episode(episode_id)
     form = forms.ContactForm()
     _default_now(form, "contacted_at")
-    if request.method == "GET" and request.args.get("purpose") in dict(form.purpose.choices):
+    if request.method == "GET" and request.args.get("purpose") in PURPOSES:
         form.purpose.data = request.args["purpose"]
     if form.validate_on_submit():
         def action(s):

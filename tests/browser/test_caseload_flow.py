@@ -20,6 +20,13 @@ def log_in(page: Page, live_server, username: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def open_caseload(page: Page) -> None:
+    """A caseworker lands on "My work" after login; the caseload is one tap away in the nav."""
+    expect(page.get_by_role("heading", level=1, name="My work")).to_be_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Caseload").click()
+    expect(page.get_by_role("heading", level=1, name="My caseload")).to_be_visible()
+
+
 def assert_no_sideways_scroll(page: Page) -> None:
     widths = page.evaluate("""() => ({scrollWidth: document.documentElement.scrollWidth,
                                       innerWidth: window.innerWidth})""")
@@ -46,7 +53,7 @@ def test_caseworker_opens_a_child_from_the_caseload(page: Page, live_server, che
     check_page(page)
 
     log_in(page, live_server, "caseworker")
-    expect(page.get_by_role("heading", level=1, name="My caseload")).to_be_visible()
+    open_caseload(page)
     assert_no_sideways_scroll(page)
     theirs = child_of(live_server, "caseworker2")[1]
     expect(page.locator(".child-link .name", has_text=theirs)).to_have_count(0)
@@ -69,7 +76,7 @@ def test_caseworker_opens_a_child_from_the_caseload(page: Page, live_server, che
 def test_child_on_another_caseload_is_not_found(page: Page, live_server, check_page):
     child_id, name = child_of(live_server, "caseworker2")
     log_in(page, live_server, "caseworker")
-    expect(page.get_by_role("heading", level=1, name="My caseload")).to_be_visible()
+    open_caseload(page)
 
     response = page.goto(f"/children/{child_id}")
     assert response.status == 404
@@ -81,7 +88,7 @@ def test_child_on_another_caseload_is_not_found(page: Page, live_server, check_p
 def test_pages_obey_the_content_security_policy(strict_page: Page, live_server, check_csp):
     """With the CSP enforced (no axe bypass), htmx and the pages break none of its rules."""
     log_in(strict_page, live_server, "caseworker")
-    expect(strict_page.get_by_role("heading", level=1, name="My caseload")).to_be_visible()
+    open_caseload(strict_page)
     check_csp(strict_page)
     # htmx itself must run under the policy: a blocked htmx would fall back to a full page load.
     strict_page.evaluate("window.__sameDocument = true")
