@@ -22,10 +22,9 @@ from fieldapp.clock import FixedClock
 from fieldapp.models import Child, Placement
 from fieldapp.status import record_initial_status
 
+from helpers import NOW, PASSWORD, IsolatedClient
+
 POSTGRES_URL = os.environ.get("FIELDAPP_TEST_POSTGRES_URL")
-PASSWORD = "correct horse battery staple"
-# "Now" for every test unless a test moves the clock: a Monday afternoon in Missouri.
-NOW = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)
 _counter = itertools.count()
 
 
@@ -113,6 +112,7 @@ def app_config(db_url, clock, tmp_path):
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session().close()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from fieldapp import db
 from fieldapp.audit import fingerprint
+from fieldapp.breakglass import GrantRefused, grant_access
 from fieldapp.models import AuditEvent, BreakGlassGrant, Child, StatusChange
 
 SENSITIVE_HEADING = "Sensitive (case team only)"
@@ -254,3 +255,17 @@ def test_boosted_and_history_restore_requests_get_the_full_page(htmx_client, sea
     assert "hx-request" in response.vary
     assert "<html" in response.text and 'id="caseload-list"' in response.text
     assert "Zed Zulu" in response.text and "Alice Avery" not in response.text
+
+
+def test_grant_access_itself_refuses_what_the_view_keeps_out(app, world, missing_child):
+    """The rule holds without the view in front of it, for any later caller."""
+    with pytest.raises(GrantRefused, match="no open missing episode"):
+        with db.writing() as s:
+            grant_access(s, world.oncall, world.child_a, REASON)
+    with pytest.raises(GrantRefused, match="Only on-call workers"):
+        with db.writing() as s:
+            grant_access(s, world.cw_a, missing_child, REASON)
+    assert count(BreakGlassGrant) == 0
+    with db.writing() as s:
+        grant = grant_access(s, world.oncall, missing_child, f"  {REASON}  ")
+    assert fresh().get(BreakGlassGrant, grant.id).reason == REASON

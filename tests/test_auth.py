@@ -1,7 +1,6 @@
 """Logging in and out: redirects, failures, throttling, cookies, revocation and CSRF."""
 from __future__ import annotations
 
-import contextvars
 import json
 import re
 from contextlib import contextmanager
@@ -9,10 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import url_for
-from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from conftest import NOW, PASSWORD
+from helpers import NOW, PASSWORD, IsolatedClient, fresh
 from fieldapp import create_app, db
 from fieldapp.accounts import revoke_sessions
 from fieldapp.cases.views import HOME_BY_ROLE
@@ -21,25 +19,6 @@ from fieldapp.vocabulary import ROLES
 
 NO_MATCH = "That username and password do not match an active account."
 THROTTLED = "Too many failed attempts."
-
-
-class IsolatedClient(FlaskClient):
-    """A test client whose every request gets its own app context, as behind a real server.
-
-    conftest's ``app`` fixture keeps an app context pushed for the whole test, and Flask reuses a
-    pushed context for requests, so ``g`` (Flask-Login's user, the database session) would carry
-    over from one request, and from one client, to the next. Each request here runs in an empty
-    ``contextvars`` context instead.
-    """
-
-    def open(self, *args, **kwargs):
-        return contextvars.Context().run(super().open, *args, **kwargs)
-
-
-@pytest.fixture
-def client(app):
-    app.test_client_class = IsolatedClient
-    return app.test_client()
 
 
 @contextmanager
@@ -51,14 +30,6 @@ def another_app(app_config, **overrides):
         yield other
     finally:
         other.extensions["fieldapp.engine"].dispose()
-
-
-def fresh():
-    """The test's database session, with its snapshot ended so it sees what requests committed."""
-    session = db.session()
-    session.rollback()  # a no-op when no transaction is open, so also:
-    session.expire_all()
-    return session
 
 
 def failures(kind: str) -> list[tuple[str, object]]:

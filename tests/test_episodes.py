@@ -3,7 +3,8 @@ that open, keep or refuse one. Tested through the domain functions and through t
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+import uuid
+from datetime import UTC, date, datetime
 from html import unescape
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from fieldapp import db
+from fieldapp.checklists import record_item
 from fieldapp.episodes import (EpisodeInvalid, mark_located, mark_returned, open_episode,
                                record_info_event, release_from_custody)
 from fieldapp.models import (Child, Episode, EpisodeStep, InfoEvent, Placement, StatusChange,
@@ -75,8 +77,6 @@ def bring_back(episode_id: int, user, at: datetime):
 
 
 def record_done(episode_id: int, user, step_key: str, evidence: dict, done_at: datetime):
-    from fieldapp.checklists import record_item
-    import uuid
     with db.writing() as s:
         entry, _ = record_item(s, s.get(Episode, episode_id), step_key, s.merge(user),
                                outcome="done", done_at=done_at, recorded_at=None,

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from fieldapp import create_app, db
 from fieldapp.clock import FixedClock
 from fieldapp.models import AuditEvent, Child, LocationReview, StatusChange
-from fieldapp.status import (UnapprovedLocation, location_needs_reverification,
+from fieldapp.status import (StatusChangeInvalid, UnapprovedLocation,
+                             location_needs_reverification, review_location,
                              status_change_problems)
 
 ADDRESS = {"location_address": "1200 N Example Ave, Springfield MO",
@@ -248,6 +249,13 @@ def test_only_the_childs_supervisor_reviews(client, world, login, at_unapproved_
     response = client.post(f"/status-changes/{at_unapproved_address.id}/review",
                            data={"decision": "approve"})
     assert response.status_code == code
+    assert fresh().scalar(select(func.count()).select_from(LocationReview)) == 0
+
+
+def test_review_location_itself_wants_a_supervisor(world, at_unapproved_address):
+    with pytest.raises(StatusChangeInvalid, match="Only a supervisor"):
+        with db.writing() as s:
+            review_location(s, s.get(StatusChange, at_unapproved_address.id), world.cw_a, True, "")
     assert fresh().scalar(select(func.count()).select_from(LocationReview)) == 0
 
 

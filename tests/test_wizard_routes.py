@@ -15,7 +15,7 @@ from fieldapp import db
 from fieldapp.checklists import record_item
 from fieldapp.contacts import log_contact
 from fieldapp.episodes import mark_located, mark_returned
-from fieldapp.models import AuditEvent, BreakGlassGrant, ClientOp, Episode, EpisodeStep, StepEntry
+from fieldapp.models import AuditEvent, BreakGlassGrant, ClientOp, Episode, StepEntry
 
 LE = "report_law_enforcement"
 LE_EVIDENCE = {"ev_agency": "Springfield PD", "ev_phone": "(417) 555-0100",
@@ -291,7 +291,8 @@ def test_an_agency_target_past_due_is_after_the_target_never_overdue(client, epi
 
     rows = {key: (state, deadline) for state, key, _, deadline in
             overview_rows(client.get(f"/episodes/{episode.id}").text)}
-    assert rows["notify_juvenile_officer"] == ("done", "Target Tue 3 Mar 2026, 13:00 CST: after the target by 2 h")
+    assert rows["notify_juvenile_officer"] == (
+        "done", "Target Tue 3 Mar 2026, 13:00 CST: after the target by 2 h")
     assert rows["notify_parents"][1] == "Target Tue 3 Mar 2026, 13:00 CST: after the target by 2 h 30 min"
     assert rows["protective_alert"][1] == "Due Tue 3 Mar 2026, 13:00 CST: overdue by 2 h 30 min"
 

@@ -123,7 +123,7 @@ def test_my_work_lists_open_steps_overdue_first_then_by_deadline(client, caseloa
     db_steps = open_steps_in_db({caseload.cw_a.id})
     assert {(e, key) for e, key, _, _ in items} == {(s.episode_id, s.step_key) for s in db_steps}
     assert {name for _, _, name, _ in items} == {"Alice Avery", "Cara Cole", "Dora Dunn"}
-    assert len(items) == len(db_steps) == 10 + 9 + 10
+    assert len(items) == len(db_steps) == 11 + 10 + 11  # Cara's police report is done
 
     # Overdue first, then by deadline, and steps with no deadline yet at the end.
     due = {(s.episode_id, s.step_key): s for s in db_steps}
