@@ -277,7 +277,8 @@ def validate_entry(episode: Episode, view: StepView, *, outcome: str, done_at: d
 def record_item(db_session: Session, episode: Episode, step_key: str, actor: User, *,
                 outcome: str, done_at: datetime | None, recorded_at: datetime | None,
                 raw_evidence: dict, reason: str, client_uuid: str,
-                supersedes_id: int | None = None, clock_skew: bool = False) -> tuple[StepEntry | None, Claim]:
+                supersedes_id: int | None = None, clock_skew: bool | None = None
+                ) -> tuple[StepEntry | None, Claim]:
     """Record one action on a step, exactly once per ``client_uuid``.
 
     Returns (entry, claim): for a replay of the same submission the entry is None and the claim
@@ -285,6 +286,8 @@ def record_item(db_session: Session, episode: Episode, step_key: str, actor: Use
     ``db.writing()``.
     """
     received_at = clock.now()
+    if clock_skew is None:
+        clock_skew = clock.skewed(recorded_at, received_at)
     recorded_at = recorded_at or received_at
     fields = {"episode": episode.id, "step": step_key, "outcome": outcome,
               "done_at": done_at, "evidence": raw_evidence, "reason": reason.strip(),

@@ -28,6 +28,16 @@ class FixedClock:
         self.at += timedelta(**delta)
 
 
+# More apart than this, a phone's clock and the server's are flagged as skewed (DESIGN §3).
+SKEW_LIMIT = timedelta(minutes=5)
+
+
+def skewed(device_clock: datetime | None, server_clock: datetime) -> bool:
+    """True when the device's clock differs from the server's by more than the limit. The entry
+    is kept all the same: a phone with a wrong clock must not lose its work."""
+    return device_clock is not None and abs(device_clock - server_clock) > SKEW_LIMIT
+
+
 def now() -> datetime:
     """The current instant, aware and in UTC."""
     return current_app.extensions["fieldapp.clock"].now()

@@ -57,10 +57,12 @@ def contact_problems(episode: Episode, *, person: str, relationship: str, method
 def log_contact(db_session: Session, episode: Episode, actor: User, *, person: str,
                 relationship: str, method: str, contacted_at: datetime | None, reached: str,
                 learned: str, purpose: str, client_uuid: str,
-                recorded_at: datetime | None = None, clock_skew: bool = False
+                recorded_at: datetime | None = None, clock_skew: bool | None = None
                 ) -> tuple[SearchContact | None, Claim]:
     """Append a contact, exactly once per ``client_uuid``. Call inside ``db.writing()``."""
     received_at = clock.now()
+    if clock_skew is None:
+        clock_skew = clock.skewed(recorded_at, received_at)
     recorded_at = recorded_at or received_at
     fields = {"episode": episode.id, "person": person.strip(), "relationship": relationship,
               "method": method, "contacted_at": contacted_at, "reached": reached,

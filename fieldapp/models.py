@@ -280,8 +280,6 @@ class Episode(Base):
         back_populates="episode", order_by="desc(SearchContact.contacted_at), desc(SearchContact.id)")
     info_events: Mapped[list[InfoEvent]] = relationship(back_populates="episode",
                                                         order_by="InfoEvent.info_received_at")
-    services: Mapped[list[SupportiveService]] = relationship(
-        back_populates="episode", order_by="SupportiveService.started_on")
 
     @property
     def is_open(self) -> bool:
@@ -372,20 +370,6 @@ class SearchContact(Base):
 
     episode: Mapped[Episode] = relationship(back_populates="contacts")
     recorded_by: Mapped[User | None] = relationship()
-
-
-class SupportiveService(Base):
-    __tablename__ = "supportive_services"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
-    service_type: Mapped[str] = mapped_column(String(40))
-    started_on: Mapped[date] = mapped_column(Date)
-    note: Mapped[str] = mapped_column(Text, server_default="")
-    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    client_uuid: Mapped[str] = mapped_column(String(36), unique=True)
-
-    episode: Mapped[Episode] = relationship(back_populates="services")
 
 
 class ClientOp(Base):

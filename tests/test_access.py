@@ -14,19 +14,14 @@ from fieldapp.audit import fingerprint
 from fieldapp.breakglass import GrantRefused, grant_access
 from fieldapp.models import AuditEvent, BreakGlassGrant, Child, StatusChange
 
+from helpers import fresh
+
 SENSITIVE_HEADING = "Sensitive (case team only)"
 REASON = "Police called at 02:10 asking for her photo and last placement address"
 # A status change that is valid for a child in placement, so any refusal comes from access alone.
 VALID_CHANGE = {"status": "unapproved_location_known", "since": "2026-03-02T13:30",
                 "location_address": "12 Elm St, Springfield", "location_adult": "Her aunt",
                 "location_verified_how": "Home visit"}
-
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def count(model, *where) -> int:

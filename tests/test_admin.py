@@ -8,18 +8,12 @@ from html import unescape
 import pytest
 from sqlalchemy import func, select
 
-from fieldapp import db
 from fieldapp.accounts import check_password
 from fieldapp.models import AuditEvent, Child, Handover, Team, User
 
+from helpers import fresh
+
 NEW_PASSWORD = "violet staple quarry 42"
-
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def count(model, *where) -> int:

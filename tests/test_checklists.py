@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
-from flask import g
 from sqlalchemy import func, select
 
 from fieldapp import db
@@ -20,6 +19,8 @@ from fieldapp.contacts import log_contact
 from fieldapp.episodes import EpisodeInvalid, mark_located, mark_returned, open_episode
 from fieldapp.models import (AuditEvent, Child, ClientOp, Episode, EpisodeStep, SearchContact,
                              StepEntry)
+
+from helpers import fresh
 
 LE = "report_law_enforcement"
 LE_EVIDENCE = {"ev_agency": "Springfield PD", "ev_phone": "(417) 555-0100",
@@ -34,12 +35,6 @@ NARRATIVE = "She said a man called Rick drove her to a motel on Route 66"
 def utc(*parts) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def count(model, *where) -> int:
@@ -92,10 +87,9 @@ def raw(evidence: dict) -> dict:
     return {k.removeprefix("ev_"): v for k, v in evidence.items()}
 
 
-def switch_user(login, user, target):
-    """Log in as someone else. The tests share one app context, so forget the cached user."""
-    g.pop("_login_user", None)
-    assert login(user, target=target).status_code == 302
+def switch_user(login, user, client):
+    """Log the same browser in as someone else."""
+    assert login(user, target=client).status_code == 302
 
 
 @pytest.fixture

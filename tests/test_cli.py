@@ -7,18 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from fieldapp import db
 from fieldapp.models import Child, StatusChange, User
 from fieldapp.vocabulary import MISSING_STATUSES
 
+from helpers import fresh
+
 PASSWORD = "night owls keep watch 7"
-
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def count(model) -> int:

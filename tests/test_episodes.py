@@ -19,6 +19,8 @@ from fieldapp.models import (Child, Episode, EpisodeStep, InfoEvent, Placement, 
                              StepEntry)
 from fieldapp.status import UnapprovedLocation
 
+from helpers import fresh
+
 MISSING_KEYS = ["report_law_enforcement", "report_ncmec", "report_contents", "inform_and_obtain",
                 "notify_juvenile_officer", "notify_court_representative", "notify_parents",
                 "protective_alert", "update_living_arrangement", "search_contacts",
@@ -35,12 +37,6 @@ REPORT_MISSING = "Use “Report missing”"
 def utc(*parts) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def count(model, *where) -> int:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from fieldapp import db
 from fieldapp.models import AuditEvent, Child, Handover, Placement, StatusChange
 from fieldapp.roster import COLUMNS
 from fieldapp.vocabulary import PLACEMENT_SETTINGS
+
+from helpers import fresh
 
 HEADER = ",".join(COLUMNS)
 ROWS = [
@@ -25,13 +26,6 @@ ROWS = [
 
 def csv_bytes(*lines: str, header: str = HEADER) -> bytes:
     return ("\n".join([header, *lines]) + "\n").encode()
-
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def counts() -> dict[str, int]:

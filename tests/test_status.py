@@ -16,17 +16,12 @@ from fieldapp.status import (StatusChangeInvalid, UnapprovedLocation,
                              location_needs_reverification, review_location,
                              status_change_problems)
 
+from helpers import fresh
+
 ADDRESS = {"location_address": "1200 N Example Ave, Springfield MO",
            "location_adult": "Dana Reyes, aunt",
            "location_verified_how": "Home visit; the aunt's ID seen"}
 NOTHING_SAVED = "Nothing was saved yet"
-
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def history(child) -> list[StatusChange]:

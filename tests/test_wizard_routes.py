@@ -17,6 +17,8 @@ from fieldapp.contacts import log_contact
 from fieldapp.episodes import mark_located, mark_returned
 from fieldapp.models import AuditEvent, BreakGlassGrant, ClientOp, Episode, StepEntry
 
+from helpers import fresh
+
 LE = "report_law_enforcement"
 LE_EVIDENCE = {"ev_agency": "Springfield PD", "ev_phone": "(417) 555-0100",
                "ev_report_number": "26-004411", "ev_officer": "Sgt. Lee",
@@ -53,12 +55,6 @@ DEVICE_CLOCK = "2026-03-02T19:58:00Z"
 def utc(*parts) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def count(model, *where) -> int:

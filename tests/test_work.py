@@ -9,13 +9,14 @@ from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask import g
 from sqlalchemy import select
 
 from fieldapp import db
 from fieldapp.checklists import record_item
 from fieldapp.episodes import mark_located, mark_returned, open_episode
 from fieldapp.models import Child, Episode, EpisodeStep, StepEntry
+
+from helpers import fresh
 
 CHICAGO = ZoneInfo("America/Chicago")
 # The missing steps whose deadline is a default the agency chose (DESIGN §4): never "overdue".
@@ -31,12 +32,6 @@ LE = {"agency": "Springfield PD", "phone": "417 555 0100", "report_number": "26-
 def utc(*parts) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
-
-def fresh():
-    """The test's database session with nothing cached, so reads show what was committed."""
-    session = db.session()
-    session.expire_all()
-    return session
 
 
 def record(episode_id: int, user, step_key: str, evidence: dict, outcome="done", reason=""):
@@ -80,8 +75,7 @@ def expected_counts(steps: list[EpisodeStep], now: datetime) -> tuple[int, int]:
 
 
 def switch_user(login, user, client):
-    """Log in as someone else. The tests share one app context, so forget the cached user."""
-    g.pop("_login_user", None)
+    """Log the same browser in as someone else."""
     assert login(user, target=client).status_code == 302
 
 

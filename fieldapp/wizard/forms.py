@@ -13,7 +13,6 @@ from wtforms.validators import Length
 from ..contacts import METHODS, PURPOSES, RELATIONSHIPS
 from ..episodes import DISCOVERED_BY, HOW_MISSING, LOCATED_WHERE
 from ..policy import Step
-from ..supportive_services import SERVICE_TYPES
 from ..vocabulary import PLACEMENT_SETTINGS, STATUSES
 
 DATETIME = {"type": "datetime-local"}
@@ -117,9 +116,3 @@ class ContactForm(WriteForm):
                                                   ("attempt", "Tried, not reached")]),
                          default="reached")
     learned = TextAreaField("What was learned", validators=[Length(max=4000)])
-
-
-class ServiceForm(WriteForm):
-    service_type = SelectField("Service", choices=_choices(SERVICE_TYPES.items()))
-    started_on = StringField("Start date", render_kw={"type": "date"})
-    note = TextAreaField("Note", validators=[Length(max=2000)])

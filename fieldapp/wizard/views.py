@@ -20,7 +20,6 @@ from ..extensions import htmx
 from ..models import Episode
 from ..policy import policy_of
 from ..status import UnapprovedLocation
-from ..supportive_services import record_service
 from ..web import render
 from ..work import work_for
 from . import forms
@@ -260,17 +259,6 @@ def information(episode_id: int):
         lambda s, e, f: record_info_event(s, e, current_user, f.kind.data or "",
                                           _local(f.info_received_at.data)),
         "Recorded. A step to report it has been added.")
-
-
-@bp.route("/episodes/<int:episode_id>/services", methods=["GET", "POST"])
-@login_required
-def services(episode_id: int):
-    return _clock_form(
-        episode_id, forms.ServiceForm, "checklists/services.html", (),
-        lambda s, e, f: record_service(s, e, current_user, service_type=f.service_type.data,
-                                       started_on=_date(f.started_on.data), note=f.note.data or "",
-                                       client_uuid=forms.submission_id(f.client_uuid.data)),
-        "Service recorded.")
 
 
 @bp.get("/work")

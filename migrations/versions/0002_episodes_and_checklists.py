@@ -1,4 +1,4 @@
-"""Policy versions, episodes, checklist steps and entries, contacts, services, client ops.
+"""Policy versions, episodes, checklist steps and entries, contacts, client ops.
 
 Revision ID: 0002
 Revises: 0001
@@ -119,18 +119,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_search_contacts_episode_id", "search_contacts", ["episode_id"])
     op.create_table(
-        "supportive_services",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("episode_id", sa.Integer, sa.ForeignKey("episodes.id"), nullable=False),
-        sa.Column("service_type", sa.String(40), nullable=False),
-        sa.Column("started_on", sa.Date, nullable=False),
-        sa.Column("note", sa.Text, nullable=False, server_default=""),
-        sa.Column("recorded_by_id", sa.Integer, sa.ForeignKey("users.id")),
-        sa.Column("recorded_at", UTCDateTime, nullable=False),
-        sa.Column("client_uuid", sa.String(36), nullable=False, unique=True),
-    )
-    op.create_index("ix_supportive_services_episode_id", "supportive_services", ["episode_id"])
-    op.create_table(
         "client_ops",
         sa.Column("uuid", sa.String(36), primary_key=True),
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
@@ -142,6 +130,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("client_ops", "supportive_services", "search_contacts", "info_events",
+    for table in ("client_ops", "search_contacts", "info_events",
                   "step_entries", "episode_steps", "episodes", "policy_versions"):
         op.drop_table(table)

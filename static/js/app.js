@@ -30,7 +30,7 @@
     var parts = [];
     if (days) parts.push(days + " d");
     if (hours) parts.push(hours + " h");
-    if (!days) parts.push(mins + " min");
+    if (!days && (mins || !hours)) parts.push(mins + " min");  // as the server words it
     return parts.join(" ");
   }
 

@@ -70,7 +70,7 @@ def evidence_for(today: date) -> dict[str, dict[str, str | list[str]]]:
                                 "plan_changes": "Weekly call with the friend's family arranged"},
         "placement_visit": {"visit_date": day},
         "cac_referral": {"referral_date": day, "center": "Child Advocacy Center (fictional)"},
-        "supportive_services": {"service": "Counselling", "start_date": day},
+        "supportive_services": {"service": "Counseling or therapy", "start_date": day},
         "notify_return": {"who": "Juvenile officer, GAL and mother", "method": "Phone"},
         "update_living_arrangement_return": {"entered_on": day},
     }
