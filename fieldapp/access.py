@@ -11,11 +11,17 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden, NotFound
 
 from . import clock
-from .models import BreakGlassGrant, Child, User
-from .vocabulary import MISSING_STATUSES
+from .models import BreakGlassGrant, Child, Episode, User
 
-# Statuses in which the child has an open episode, which is what an on-call worker may act on.
-BREAK_GLASS_STATUSES = MISSING_STATUSES | {"located_pending_return"}
+
+def has_open_episode():
+    """SQL condition: the child has an open episode, which is all an on-call worker may act on."""
+    return Child.id.in_(select(Episode.child_id).where(Episode.ended_at.is_(None)))
+
+
+def child_has_open_episode(db_session: Session, child: Child) -> bool:
+    return db_session.scalar(select(Episode.id).where(Episode.child_id == child.id,
+                                                      Episode.ended_at.is_(None))) is not None
 
 
 def active_grant(db_session: Session, user: User, child: Child) -> BreakGlassGrant | None:
@@ -35,7 +41,9 @@ def is_case_team(db_session: Session, user: User, child: Child) -> bool:
     if user.role == "supervisor":
         return user.team_id is not None and _team_of_caseworker(child) == user.team_id
     if user.role == "on_call":
-        return active_grant(db_session, user, child) is not None
+        # The grant covers the emergency, not the child for good: it ends with the episode.
+        return (active_grant(db_session, user, child) is not None
+                and child_has_open_episode(db_session, child))
     return False
 
 
@@ -72,11 +80,11 @@ def caseload_query(user: User) -> Select:
         granted = exists().where(BreakGlassGrant.child_id == Child.id,
                                  BreakGlassGrant.user_id == user.id,
                                  BreakGlassGrant.expires_at > clock.now())
-        return query.where(granted)
+        return query.where(granted, has_open_episode())
     return query.where(False)
 
 
 def break_glass_candidates_query() -> Select:
     """Children an on-call worker may ask to reach: those with an open episode, agency-wide."""
-    return (select(Child).where(Child.status.in_(BREAK_GLASS_STATUSES))
+    return (select(Child).where(has_open_episode())
             .order_by(Child.status_since.desc(), Child.id))

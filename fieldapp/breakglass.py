@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from . import clock
-from .access import BREAK_GLASS_STATUSES
+from .access import child_has_open_episode
 from .audit import record_event
 from .models import BreakGlassGrant, Child, User
 
@@ -22,7 +22,7 @@ def grant_access(db_session: Session, user: User, child: Child, reason: str) -> 
     reason = reason.strip()
     if user.role != "on_call":
         raise GrantRefused("Only on-call workers break the glass.")
-    if child.status not in BREAK_GLASS_STATUSES:
+    if not child_has_open_episode(db_session, child):
         raise GrantRefused("This child has no open missing episode, so there is nothing to act on "
                            "after hours.")
     if len(reason) < MIN_REASON_LENGTH:

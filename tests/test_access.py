@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from fieldapp import db
 from fieldapp.audit import fingerprint
 from fieldapp.breakglass import GrantRefused, grant_access
-from fieldapp.models import AuditEvent, BreakGlassGrant, Child, StatusChange
+from fieldapp.models import AuditEvent, BreakGlassGrant, Child, Episode, StatusChange
 
 from helpers import fresh
 
@@ -34,9 +34,12 @@ def field_error(html: str, field_id: str) -> str:
 
 
 @pytest.fixture
-def missing_child(world, make_child):
-    return make_child(world.cw_b, "M-1", status="whereabouts_unknown", first_name="Mia",
-                      last_name="Moss", medical_notes="Seizure medication at 8 p.m.")
+def missing_child(world, make_child, make_episode):
+    """A child of another team with an open missing episode: what on-call may reach."""
+    child = make_child(world.cw_b, "M-1", first_name="Mia", last_name="Moss",
+                       medical_notes="Seizure medication at 8 p.m.")
+    make_episode(child, world.cw_b)
+    return child
 
 
 def test_caseworker_gets_404_for_another_teams_child_and_writes_nothing(client, world, login):
@@ -112,7 +115,7 @@ def test_auditor_reads_counts_only_and_changes_nothing(client, world, login, mis
     write = client.post(f"/children/{world.child_a.id}/status", data=VALID_CHANGE)
     assert write.status_code == 403
     assert fresh().get(Child, world.child_a.id).status == "in_placement"
-    assert count(StatusChange) == 3  # the three children's first rows, nothing more
+    assert count(StatusChange) == 4  # three first rows and the missing child's, nothing more
 
     overview = client.get("/overview")
     assert overview.status_code == 200
@@ -163,9 +166,9 @@ def test_break_glass_needs_a_real_reason(client, world, login, missing_child, re
 
 
 def test_break_glass_grants_twelve_audited_hours(client, world, login, clock, missing_child,
-                                                 make_child):
-    other_missing = make_child(world.cw_a, "M-2", status="in_contact_location_unknown",
-                               first_name="Nico", last_name="North")
+                                                 make_child, make_episode):
+    other_missing = make_child(world.cw_a, "M-2", first_name="Nico", last_name="North")
+    make_episode(other_missing, world.cw_a, status="in_contact_location_unknown")
     login(world.oncall)
     assert "Mia M." in client.get(f"/children/{missing_child.id}/break-glass").text
     now = clock.now()
@@ -204,13 +207,26 @@ def test_break_glass_grants_twelve_audited_hours(client, world, login, clock, mi
 def test_on_call_with_a_grant_can_record_the_return(client, world, login, missing_child):
     login(world.oncall)
     client.post(f"/children/{missing_child.id}/break-glass", data={"reason": REASON})
-    response = client.post(f"/children/{missing_child.id}/status", data={
-        "status": "located_pending_return", "since": "2026-03-02T13:45",
-        "note": "Found at the bus station by police"})
+    episode = fresh().scalars(select(Episode).where(Episode.child_id == missing_child.id)).one()
+    response = client.post(f"/episodes/{episode.id}/located", data={
+        "located_at": "2026-03-02T13:45", "located_where": "in_state",
+        "located_place": "Bus station", "located_by": "Springfield police",
+        "status": "located_pending_return", "note": "Found at the bus station by police"})
     assert response.status_code == 303
     change = fresh().scalars(select(StatusChange).where(
         StatusChange.child_id == missing_child.id).order_by(StatusChange.id.desc())).first()
     assert (change.status, change.set_by_id) == ("located_pending_return", world.oncall.id)
+
+
+def test_a_grant_ends_with_the_episode(client, world, login, missing_child):
+    login(world.oncall)
+    client.post(f"/children/{missing_child.id}/break-glass", data={"reason": REASON})
+    assert client.get(f"/children/{missing_child.id}").status_code == 200
+    with db.writing() as s:
+        episode = s.scalars(select(Episode).where(Episode.child_id == missing_child.id)).one()
+        episode.ended_at = episode.discovered_at  # ended, e.g. custody released
+    assert client.get(f"/children/{missing_child.id}").status_code == 404
+    assert "Mia Moss" not in client.get("/caseload").text
 
 
 @pytest.fixture

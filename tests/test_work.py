@@ -194,7 +194,10 @@ def test_on_call_sees_only_the_episodes_they_broke_the_glass_for(client, caseloa
     assert "<h1>Open episodes</h1>" in page
     assert work_items(page) == []
     assert counts_line(page).startswith("0 overdue, 0 due today")
-    assert 'href="/on-call"' in page  # the way to ask for access
+    # Every open episode of the agency is listed, with minimal identifiers and a way in.
+    agency = page.split('id="agency-heading"')[1].split("</section>")[0]
+    assert "Bobby B." in agency and "Bobby Brook" not in agency
+    assert f'href="/children/{caseload.child_b.id}/break-glass"' in agency
 
     assert client.post(f"/children/{caseload.child_b.id}/break-glass",
                        data={"reason": "Police called at 02:10 asking for the report number"}

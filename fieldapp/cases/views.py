@@ -22,7 +22,7 @@ bp = Blueprint("cases", __name__)
 HOME_BY_ROLE = {
     "caseworker": "checklists.my_work",
     "supervisor": "checklists.my_work",
-    "on_call": "cases.on_call",
+    "on_call": "checklists.my_work",
     "administrator": "admin.users",
     "auditor": "cases.overview",
 }
@@ -143,7 +143,7 @@ def on_call():
 def break_glass(child_id: int):
     db_session = db.session()
     child = db_session.get(Child, child_id)
-    if child is None or child.status not in access.BREAK_GLASS_STATUSES:
+    if child is None or not access.child_has_open_episode(db_session, child):
         abort(404)
     form = BreakGlassForm()
     if form.validate_on_submit():

@@ -266,5 +266,7 @@ def information(episode_id: int):
 def my_work():
     if current_user.role == "auditor":
         abort(404)
+    on_call = current_user.role == "on_call"
+    children = (db.session().scalars(access.break_glass_candidates_query()).all() if on_call else [])
     return render("checklists/work.html", work=work_for(db.session(), current_user),
-                  now=clock.now(), deadline_status=deadline_status)
+                  now=clock.now(), deadline_status=deadline_status, children=children)
