@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from . import clock
 from .accounts import create_user, get_or_create_team
 from .models import Child, Placement, User, VisitationPlan
+from .checklists import record_item
 from .episodes import mark_located, open_episode
 from .status import UnapprovedLocation, change_status, record_initial_status
 from .vocabulary import PLACEMENT_SETTINGS
@@ -111,6 +113,7 @@ def _walk_to(db_session: Session, child: Child, worker: User, target: str, rng: 
             how_missing=rng.choice(["ran_away", "unknown"]), last_seen_at=t0 - timedelta(hours=2),
             last_seen_place="Left the placement after dinner (fictional)",
             note="Demo: not in the placement at bed check")
+        _record_reports(db_session, episode, worker, t0, rng)
         if target == "in_contact_location_unknown":
             change_status(db_session, child, worker, target, t0 + (now - t0) / 2,
                           note="Demo: the child texted the caseworker but will not say where")
@@ -126,6 +129,24 @@ def _walk_to(db_session: Session, child: Child, worker: User, target: str, rng: 
                                                   "Home visit by the caseworker; adult's ID seen"))
     elif target == "released_from_custody":
         change_status(db_session, child, worker, target, t0, note="Demo: custody ended by court order")
+
+
+DEMO_REPORTS = {
+    "report_law_enforcement": {"agency": "Springfield Police Department (fictional)",
+                               "phone": "417-555-0199", "report_number": "SPD-DEMO-0001",
+                               "officer": "Officer R. Diaz (fictional)", "reported_by": "Caseworker"},
+    "report_ncmec": {"case_number": "NCMEC-DEMO-0001", "method": "Phone", "reported_by": "Caseworker"},
+}
+
+
+def _record_reports(db_session: Session, episode, worker: User, t0, rng: random.Random) -> None:
+    """Most demo reports are made within the two hours; some are late, as in real case files."""
+    for step_key, evidence in DEMO_REPORTS.items():
+        done_at = min(t0 + timedelta(minutes=rng.choice([35, 70, 110, 200])), clock.now())
+        record_item(db_session, episode, step_key, worker, outcome="done", done_at=done_at,
+                    recorded_at=done_at + timedelta(minutes=5), raw_evidence=evidence, reason="",
+                    client_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    clock_skew=False)  # generated now, as if typed then: not a wrong clock
 
 
 def generate_passwords() -> dict[str, str]:
