@@ -30,10 +30,17 @@ $(INSTANCE)/secret_key:
 	mkdir -p $(INSTANCE)
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
 
-run: install $(INSTANCE)/secret_key
-	FIELDAPP_SECRET_KEY=$$(cat $(INSTANCE)/secret_key) $(BIN)/fieldapp init
+# The audit log's HMAC key: kept in a file of its own, never in the database.
+$(INSTANCE)/audit_key:
+	mkdir -p $(INSTANCE)
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
+
+KEYS = FIELDAPP_SECRET_KEY=$$(cat $(INSTANCE)/secret_key) FIELDAPP_AUDIT_KEY=$$(cat $(INSTANCE)/audit_key)
+
+run: install $(INSTANCE)/secret_key $(INSTANCE)/audit_key
+	$(KEYS) $(BIN)/fieldapp init
 	@echo "Serving on http://$(HOST):$(PORT)/"
-	FIELDAPP_SECRET_KEY=$$(cat $(INSTANCE)/secret_key) $(BIN)/fieldapp run --host $(HOST) --port $(PORT)
+	$(KEYS) $(BIN)/fieldapp run --host $(HOST) --port $(PORT)
 
 chromium:
 	@if [ -x /usr/bin/chromium ]; then :; \

@@ -52,8 +52,12 @@ def create_app(config: dict | None = None) -> Flask:
     from .cases.views import bp as cases_bp
     from .admin.views import bp as admin_bp
     from .wizard.views import bp as checklists_bp
+    from .signoff.views import bp as reviews_bp
     app.register_blueprint(auth_bp)
     app.register_blueprint(checklists_bp)
+    app.register_blueprint(reviews_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(admin_bp)
+    from .reports.views import bp as reports_bp
+    app.register_blueprint(reports_bp)
     return app

@@ -6,7 +6,7 @@ are known to read only, and the answer does not depend on the child.
 """
 from __future__ import annotations
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, and_, exists, false, select, true
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden, NotFound
 
@@ -67,21 +67,34 @@ def child_for(db_session: Session, user: User, child_id: int, *, write: bool = F
     return child
 
 
-def caseload_query(user: User) -> Select:
-    """The children on this user's caseload: their own, their team's, or all for an administrator."""
-    query = select(Child).order_by(Child.last_name, Child.first_name, Child.id)
+def caseload_condition(user: User):
+    """SQL condition on Child: the children this user works. A caseworker's own, a supervisor's
+    team's, all for an administrator, and for on-call those with a live grant and an open episode."""
     if user.role == "caseworker":
-        return query.where(Child.caseworker_id == user.id)
+        return Child.caseworker_id == user.id
     if user.role == "supervisor":
-        return query.where(Child.caseworker.has(User.team_id == user.team_id))
+        return Child.caseworker.has(User.team_id == user.team_id)
     if user.role == "administrator":
-        return query
+        return true()
     if user.role == "on_call":
         granted = exists().where(BreakGlassGrant.child_id == Child.id,
                                  BreakGlassGrant.user_id == user.id,
                                  BreakGlassGrant.expires_at > clock.now())
-        return query.where(granted, has_open_episode())
-    return query.where(False)
+        return and_(granted, has_open_episode())
+    return false()
+
+
+def caseload_query(user: User) -> Select:
+    """The children on this user's caseload, by name."""
+    return (select(Child).where(caseload_condition(user))
+            .order_by(Child.last_name, Child.first_name, Child.id))
+
+
+def episode_for(db_session: Session, user: User, episode_id: int, *, write: bool = False) -> Episode:
+    """The episode, if the user may work its child: 404 otherwise (403 for an auditor's write)."""
+    episode = db_session.get(Episode, episode_id)
+    child_for(db_session, user, episode.child_id if episode else 0, write=write)
+    return episode
 
 
 def break_glass_candidates_query() -> Select:

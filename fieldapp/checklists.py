@@ -13,10 +13,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from . import clock
+from .errors import FieldErrors
 from .audit import record_event
 from .client_ops import Claim, claim, store_response
 from .contacts import STEP_FOR_PURPOSE
 from .episodes import schedule
+from .stages import stage_for_entry
 from .models import Episode, EpisodeStep, StepEntry, User
 from .policy import EvidenceField, Policy, Step, policy_of
 
@@ -26,12 +28,8 @@ EVIDENCED = ("done", "not_applicable")
 SCREEN_ANSWERS = {"no": "No", "yes": "Yes", "declined": "Declined to answer"}
 
 
-class EntryInvalid(ValueError):
+class EntryInvalid(FieldErrors):
     """Field-by-field problems with an entry, worded for the user; nothing was saved."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
 
 @dataclass
@@ -307,7 +305,9 @@ def record_item(db_session: Session, episode: Episode, step_key: str, actor: Use
         if old is None:
             raise EntryInvalid({"outcome": "The entry you are correcting was already corrected, "
                                            "or is not on this step."})
-    entry = StepEntry(step=view.row, outcome=outcome, done_at=done_at, recorded_at=recorded_at,
+    stage = stage_for_entry(db_session, episode, view.spec)
+    entry = StepEntry(step=view.row, review_stage=stage, outcome=outcome, done_at=done_at,
+                      recorded_at=recorded_at,
                       received_at=received_at, recorded_by_id=actor.id,
                       evidence=json.dumps(evidence, sort_keys=True), reason=reason.strip(),
                       client_uuid=client_uuid, supersedes_id=supersedes_id, clock_skew=clock_skew)

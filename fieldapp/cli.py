@@ -160,3 +160,13 @@ def init_command():
     path = demo.logins_file(current_app.instance_path)
     if path.exists():
         click.echo(path.read_text(), nl=False)
+
+
+@main.command("verify-audit")
+def verify_audit_command():
+    """Walk the audit log's hash chain with FIELDAPP_AUDIT_KEY and name the first broken link."""
+    from .audit import audit_key, verify_chain
+    report = verify_chain(db.engine(), audit_key())
+    if not report.intact:
+        raise click.ClickException(str(report))
+    click.echo(str(report))

@@ -12,10 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import clock
+from .errors import FieldErrors
 from .audit import record_event
 from .deadlines import deadline_for
 from .models import Child, Episode, EpisodeStep, InfoEvent, Placement, User
 from .policy import in_force_at, policy_of
+from .stages import ensure_stage
 from .status import StatusChangeInvalid, UnapprovedLocation, change_status
 from .vocabulary import MISSING_STATUSES, PLACEMENT_SETTINGS, STATUSES
 
@@ -56,12 +58,8 @@ def episode_move_problem(child_status: str, new_status: str, episode_open: bool)
     return None
 
 
-class EpisodeInvalid(ValueError):
+class EpisodeInvalid(FieldErrors):
     """Field-by-field problems, worded for the user; nothing was saved."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
 
 def open_episode_of(db_session: Session, child: Child) -> Episode | None:
@@ -193,6 +191,9 @@ def open_episode(db_session: Session, child: Child, actor: User, *, status: str,
     db_session.add(episode)
     db_session.flush()
     schedule(db_session, episode)
+    ensure_stage(db_session, episode, "initial_response")
+    if previous is not None and previous.ended_at is not None:
+        ensure_stage(db_session, previous, "closure")
     record_event(db_session, actor, "episode.open", "episode", episode.id, child_id=child.id,
                  changes={"discovered_at": discovered_at, "policy": version.key,
                           "previous_episode_id": previous.id if previous else None})
@@ -232,6 +233,7 @@ def mark_located(db_session: Session, episode: Episode, actor: User, *, located_
     episode.located_place, episode.located_by = located_place.strip(), located_by.strip()
     change_status(db_session, episode.child, actor, status, located_at, note, location)
     schedule(db_session, episode)
+    ensure_stage(db_session, episode, "return")
     record_event(db_session, actor, "episode.located", "episode", episode.id,
                  child_id=episode.child_id, changes={"located_at": located_at,
                                                      "located_where": located_where})
@@ -271,6 +273,7 @@ def mark_returned(db_session: Session, episode: Episode, actor: User, *, returne
     episode.end_reason, episode.ended_at = "returned_to_care", returned_at
     change_status(db_session, child, actor, "in_placement", returned_at, note)
     schedule(db_session, episode)
+    ensure_stage(db_session, episode, "closure")
     record_event(db_session, actor, "episode.returned", "episode", episode.id, child_id=child.id,
                  changes={"returned_at": returned_at, "setting": setting})
     return episode
@@ -306,6 +309,7 @@ def release_from_custody(db_session: Session, episode: Episode, actor: User, *,
                   note or "Released by court order")
     db_session.flush()
     schedule(db_session, episode)
+    ensure_stage(db_session, episode, "closure")
     record_event(db_session, actor, "episode.released", "episode", episode.id,
                  child_id=episode.child_id, changes={"released_at": released_at,
                                                      "court_order_date": court_order_date,

@@ -210,19 +210,39 @@ class LoginFailure(Base):
 
 
 class AuditEvent(Base):
-    """Who did what to which record, and when. Appended in the same transaction as the write."""
+    """Who did what to which record, and when. Appended in the same transaction as the write.
+
+    ``seq`` is gapless and ``hash`` is the HMAC-SHA256 that chains the event to the one before it
+    (``audit.link_hash``); both are written only by ``audit.record_event``.
+    """
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ux_audit_events_seq", "seq", unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(String(60))
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[str | None] = mapped_column(String(60))
     child_id: Mapped[int | None] = mapped_column(ForeignKey("children.id"), index=True)
     details: Mapped[str] = mapped_column(Text, server_default="{}")
+    hash: Mapped[str] = mapped_column(String(64))
 
     actor: Mapped[User | None] = relationship()
+
+
+class AuditHead(Base):
+    """The audit chain's one head row: the last event's seq and HMAC.
+
+    Every append locks it, so concurrent writers take their turn and the chain never forks.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_audit_head_single_row"),)
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
 
 
 # --- Policy versions, episodes and checklists (DESIGN §3, §4) -------------------------------
@@ -330,9 +350,13 @@ class StepEntry(Base):
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("step_entries.id"), unique=True)
     clock_skew: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     imported: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # The review stage that was open when it was recorded; once approved, triggers freeze it.
+    review_stage_id: Mapped[int | None] = mapped_column(
+        ForeignKey("review_stages.id", name="fk_step_entries_review_stage"), index=True)
 
     step: Mapped[EpisodeStep] = relationship(back_populates="entries")
     recorded_by: Mapped[User | None] = relationship()
+    review_stage: Mapped[ReviewStage | None] = relationship(back_populates="entries")
 
 
 class InfoEvent(Base):
@@ -382,3 +406,67 @@ class ClientOp(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- Review by stage (DESIGN §7) -------------------------------------------------------------
+
+class ReviewStage(Base):
+    """A stage of an episode under supervisor review: initial response, return or closure.
+
+    An addendum is a stage of the same kind that points at the approved stage it corrects.
+    """
+
+    __tablename__ = "review_stages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    addendum_of_id: Mapped[int | None] = mapped_column(ForeignKey("review_stages.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    open_step_reasons: Mapped[str] = mapped_column(Text, server_default="{}")
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    approved_name: Mapped[str | None] = mapped_column(String(120))
+    approved_role: Mapped[str | None] = mapped_column(String(20))
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    episode: Mapped[Episode] = relationship()
+    addendum_of: Mapped[ReviewStage | None] = relationship(remote_side="ReviewStage.id")
+    entries: Mapped[list[StepEntry]] = relationship(back_populates="review_stage",
+                                                    order_by="StepEntry.id")
+    events: Mapped[list[ReviewEvent]] = relationship(back_populates="stage",
+                                                      order_by="ReviewEvent.at, ReviewEvent.id")
+    submitted_by: Mapped[User | None] = relationship(foreign_keys=[submitted_by_id])
+
+
+class ReviewEvent(Base):
+    """One move in a stage's review: submitted, returned (with comments on steps) or approved."""
+
+    __tablename__ = "review_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_stage_id: Mapped[int] = mapped_column(ForeignKey("review_stages.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, server_default="")
+    step_comments: Mapped[str] = mapped_column(Text, server_default="{}")
+
+    stage: Mapped[ReviewStage] = relationship(back_populates="events")
+    actor: Mapped[User] = relationship()
+
+
+class ContactCheck(Base):
+    """A supervisor's monthly check of a missing child's search contact log."""
+
+    __tablename__ = "contact_checks"
+    __table_args__ = (Index("ux_contact_checks_month", "episode_id", "month", unique=True),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"))
+    month: Mapped[date] = mapped_column(Date)
+    checked_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, server_default="")
+
+    checked_by: Mapped[User] = relationship()

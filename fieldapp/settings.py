@@ -38,6 +38,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FIELDAPP_SECRET_KEY", "SECRET_KEY", None,
             "Key that signs session cookies and CSRF tokens. Required unless debugging or testing; "
             "`make run` generates one into the instance folder the first time."),
+    Setting("FIELDAPP_AUDIT_KEY", "AUDIT_KEY", None,
+            "Key of the audit log's HMAC-SHA256 chain, kept outside the database (and its backups). "
+            "Required unless debugging or testing; `make run` generates one into the instance "
+            "folder the first time."),
     Setting("FIELDAPP_TIMEZONE", "TIMEZONE", "America/Chicago",
             "The agency's time zone (an IANA name). Deadlines, month windows and displayed times use it."),
     Setting("FIELDAPP_AGENCY_NAME", "AGENCY_NAME", "Children's Division (demonstration)",
@@ -80,11 +84,19 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def check(config: dict[str, Any]) -> None:
     """Refuse to start in a configuration that would be unsafe or cannot work."""
-    if not config.get("SECRET_KEY") and not (config.get("DEBUG") or config.get("TESTING")):
+    trial = config.get("DEBUG") or config.get("TESTING")
+    if not config.get("SECRET_KEY") and not trial:
         raise SettingsError(
             "FIELDAPP_SECRET_KEY is not set. Set it to a long random value (for example the output of "
             "`python -c 'import secrets; print(secrets.token_hex(32))'`), or use `make run`, which "
             "generates one in the instance folder.")
+    if not config.get("AUDIT_KEY") and not trial:
+        raise SettingsError(
+            "FIELDAPP_AUDIT_KEY is not set. It keys the audit log's hash chain and must be kept "
+            "outside the database: set it to a long random value of its own (for example the output "
+            "of `python -c 'import secrets; print(secrets.token_hex(32))'`), and keep it, because "
+            "`fieldapp verify-audit` needs the same key for the whole log. `make run` generates one "
+            "in the instance folder.")
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(config["TIMEZONE"])

@@ -9,17 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import clock
+from .errors import FieldErrors
 from .audit import record_event
 from .models import Child, LocationReview, StatusChange, User
 from .vocabulary import MISSING_STATUSES, STATUSES, TRANSITIONS
 
 
-class StatusChangeInvalid(ValueError):
+class StatusChangeInvalid(FieldErrors):
     """Field-by-field problems with a requested status change, worded for the user."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
 
 @dataclass

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import clock
 from .checklists import StepView, is_overdue, positive_screen, step_views
-from .models import BreakGlassGrant, Child, Episode, EpisodeStep, User
+from .access import caseload_condition
+from .models import Child, Episode, EpisodeStep, User
 
 
 @dataclass
@@ -37,18 +38,7 @@ def _episodes_query_all():
 
 
 def _episodes_query(user: User):
-    query = _episodes_query_all()
-    if user.role == "caseworker":
-        return query.where(Child.caseworker_id == user.id)
-    if user.role == "supervisor":
-        return query.where(Child.caseworker.has(User.team_id == user.team_id))
-    if user.role == "administrator":
-        return query
-    if user.role == "on_call":  # only the children this worker holds a live grant for
-        granted = select(BreakGlassGrant.child_id).where(BreakGlassGrant.user_id == user.id,
-                                                         BreakGlassGrant.expires_at > clock.now())
-        return query.where(Episode.ended_at.is_(None), Child.id.in_(granted))
-    return query.where(False)
+    return _episodes_query_all().where(caseload_condition(user))
 
 
 def open_steps_of_child(db_session: Session, child_id: int) -> list[WorkItem]:

@@ -208,7 +208,7 @@ def test_tried_needs_a_reason_and_the_police_report_also_needs_the_escalation(cl
     assert response.status_code == 422
     assert "Say why it could not be done" in field_error(response.text, "reason")
     assert field_error(response.text, "ev_escalation_troop") == (
-        "When the report is refused, record the escalation: state highway patrol troop (if refused).")
+        "When the report is refused, record the escalation: state highway patrol troop.")
     assert field_error(response.text, "ev_escalation_person") == (
         "When the report is refused, record the escalation: person spoken to at the troop.")
     assert field_error(response.text, "ev_report_number") == ""  # no report number when refused

@@ -58,6 +58,7 @@ def test_debug_switched_off_still_needs_a_secret_key(build, monkeypatch, value):
 
 def test_secret_key_from_the_environment_is_used(build, monkeypatch):
     monkeypatch.setenv("FIELDAPP_SECRET_KEY", "a-long-random-value-from-the-environment")
+    monkeypatch.setenv("FIELDAPP_AUDIT_KEY", "another-long-random-value")
     app = build()
     assert app.secret_key == "a-long-random-value-from-the-environment"
     assert app.debug is False
@@ -177,7 +178,7 @@ def test_every_setting_is_declared_once_with_help():
 
 
 def test_check_accepts_a_complete_configuration():
-    settings.check({"SECRET_KEY": "x" * 64, "TIMEZONE": "America/Chicago"})
+    settings.check({"SECRET_KEY": "x" * 64, "AUDIT_KEY": "y" * 64, "TIMEZONE": "America/Chicago"})
 
 
 # --- Where the database lives ----------------------------------------------------------------

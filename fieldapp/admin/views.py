@@ -1,7 +1,9 @@
-"""Administration: users and teams, reassigning children, importing the roster."""
+"""Administration: users and teams, reassigning children, importing the roster, the audit log."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, url_for
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
@@ -9,6 +11,7 @@ from wtforms import SelectChoice
 from .. import access, db
 from ..accounts import (AccountError, assign_team, create_user, deactivate, get_or_create_team,
                         hash_password, password_problem, reactivate, revoke_sessions)
+from ..audit import EVENTS_PER_PAGE, EventFilter, detail_lines, find_events
 from ..caseloads import ReassignmentRefused, reassign_child
 from ..models import User
 from ..roster import RosterInvalid, import_roster
@@ -138,3 +141,18 @@ def roster():
     except RosterInvalid as invalid:
         return render("admin/roster.html", form=form, problems=invalid.problems, status=400)
     return render("admin/roster.html", form=RosterForm(formdata=None), report=report)
+
+
+@bp.get("/audit")
+@require_role("administrator")
+def audit():
+    args = request.args
+    wanted = EventFilter(child_id=args.get("child", type=int), actor_id=args.get("user", type=int),
+                         start=args.get("from", type=date.fromisoformat),
+                         end=args.get("to", type=date.fromisoformat))
+    page = max(args.get("page", 1, type=int), 1)
+    db_session = db.session()
+    events, more = find_events(db_session, wanted, page)
+    users = db_session.scalars(select(User).order_by(User.display_name)).all()
+    return render("admin/audit.html", wanted=wanted, page=page, more=more, users=users,
+                  per_page=EVENTS_PER_PAGE, events=[(event, detail_lines(event.details)) for event in events])

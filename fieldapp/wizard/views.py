@@ -3,6 +3,7 @@ the located and returned clocks, and "My work". Views parse and render; the rule
 episodes, checklists and contacts."""
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
@@ -19,6 +20,7 @@ from ..episodes import (EpisodeInvalid, mark_located, mark_returned, open_episod
 from ..extensions import htmx
 from ..models import Episode
 from ..policy import policy_of
+from ..reviews import contact_checks_due, step_comments_for
 from ..status import UnapprovedLocation
 from ..web import render
 from ..work import work_for
@@ -28,11 +30,8 @@ bp = Blueprint("checklists", __name__)
 
 
 def _episode(episode_id: int) -> Episode:
-    """The episode, if the user may work its child (404 otherwise, 403 for an auditor's write)."""
-    episode = db.session().get(Episode, episode_id)
-    access.child_for(db.session(), current_user, episode.child_id if episode else 0,
-                     write=request.method == "POST")
-    return episode
+    return access.episode_for(db.session(), current_user, episode_id,
+                              write=request.method == "POST")
 
 
 def _local(value: str | None):
@@ -111,6 +110,7 @@ def _step_context(episode: Episode, step_key: str, errors=None, values=None):
         sensitive=access.can_see_sensitive(db.session(), current_user, episode.child),
         errors=errors or {}, values=values or {}, evidence_of=evidence_of, late_entry=late_entry,
         correcting=correcting, fresh_uuid=forms.submission_id(None),
+        review_comments=step_comments_for(db.session(), episode, step_key), json=json,
         done_default=clock.now().astimezone(clock.agency_zone()).strftime("%Y-%m-%dT%H:%M"))
 
 
@@ -269,4 +269,5 @@ def my_work():
     on_call = current_user.role == "on_call"
     children = (db.session().scalars(access.break_glass_candidates_query()).all() if on_call else [])
     return render("checklists/work.html", work=work_for(db.session(), current_user),
-                  now=clock.now(), deadline_status=deadline_status, children=children)
+                  now=clock.now(), deadline_status=deadline_status, children=children,
+                  checks_due=contact_checks_due(db.session(), current_user))

@@ -95,7 +95,8 @@ def _server_environment(instance_path: Path, database_path: Path) -> dict[str, s
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDAPP_")}
     env.update(FIELDAPP_INSTANCE_PATH=str(instance_path),
                FIELDAPP_DATABASE_URL=f"sqlite:///{database_path}",
-               FIELDAPP_SECRET_KEY=secrets.token_hex(32))
+               FIELDAPP_SECRET_KEY=secrets.token_hex(32),
+               FIELDAPP_AUDIT_KEY=secrets.token_hex(32))
     return env
 
 

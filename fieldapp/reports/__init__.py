@@ -1,0 +1,1 @@
+"""Printed records: an episode's record as a page (browser printing) and as a PDF."""
