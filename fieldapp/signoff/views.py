@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from .. import access, clock, db
 from ..accounts import check_password
 from ..models import Episode, ReviewStage
+from ..policy import policy_of
 from ..reviews import (ReviewRefused, approve_stage, contact_check_due, episode_checks,
                        missed_deadlines, open_steps, queue_for, record_contact_check, recorders,
                        return_stage, stages_of, steps_in, submit_stage)
@@ -36,6 +37,7 @@ def _page(episode: Episode, errors: dict | None = None, status: int = 200):
                   missed=lambda stage: missed_deadlines(stage, clock.now()), json=json,
                   checks=episode_checks(db_session, episode),
                   check_due=contact_check_due(db_session, episode), errors=errors or {},
+                  step_titles={s.key: s.title for s in policy_of(episode.policy_version).steps},
                   status=status)
 
 

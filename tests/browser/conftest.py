@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -176,6 +176,21 @@ def page(browser, live_server) -> Iterator[Page]:
     context = _phone_context(browser, live_server, bypass_csp=True)
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture
+def new_phone(browser, live_server) -> Iterator[Callable[[], Page]]:
+    """``new_phone()``: one more fresh phone with its own cookies, so that a second user can act
+    in the same story without logging the first one out. All are closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def open_phone() -> Page:
+        context = _phone_context(browser, live_server, bypass_csp=True)
+        contexts.append(context)
+        return context.new_page()
+    yield open_phone
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
