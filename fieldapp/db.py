@@ -5,7 +5,7 @@ The schema itself lives only in the Alembic migrations; the ORM models in ``mode
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Iterator
 
 from flask import Flask, current_app, g

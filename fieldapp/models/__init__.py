@@ -1,0 +1,17 @@
+"""ORM mappings for the tables that the Alembic migrations create, one module per feature.
+
+The migrations are the single source of the schema; ``tests/test_migrations.py`` checks that these
+mappings and the migrated database agree. Import models from here: ``from fieldapp.models import X``.
+"""
+from .audit import AuditEvent, AuditHead
+from .children import (BreakGlassGrant, Child, Handover, LocationReview, Placement, StatusChange,
+                       VisitationPlan)
+from .episodes import (ClientOp, Episode, EpisodeStep, InfoEvent, PolicyVersion, SearchContact,
+                       StepEntry)
+from .people import LoginFailure, Team, User
+from .reviews import ContactCheck, ReviewEvent, ReviewStage
+
+__all__ = ["AuditEvent", "AuditHead", "BreakGlassGrant", "Child", "ClientOp", "ContactCheck",
+           "Episode", "EpisodeStep", "Handover", "InfoEvent", "LocationReview", "LoginFailure",
+           "Placement", "PolicyVersion", "ReviewEvent", "ReviewStage", "SearchContact",
+           "StatusChange", "StepEntry", "Team", "User", "VisitationPlan"]
