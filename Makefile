@@ -50,5 +50,9 @@ chromium:
 test: install chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Benchmarks, never run by the tests or CI: see docs/performance.md.
+bench: install
+	$(BIN)/python bench/pdf_bench.py
+
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

@@ -31,6 +31,8 @@ from .contacts import METHODS, PURPOSES, RELATIONSHIPS, months_without_contact
 from .episodes import DISCOVERED_BY, END_REASONS, HOW_MISSING, INFO_EVENTS, LOCATED_WHERE
 from .models import Episode, StepEntry, User
 from .policy import Policy, Step, policy_of
+from .reviews import stages_of
+from .stages import STAGES
 from .vocabulary import PLACEMENT_SETTINGS, ROLES
 
 WITHHELD = "withheld: case team only"
@@ -83,10 +85,11 @@ def episode_record(episode: Episode, viewer: User) -> dict:
                                                  key=lambda c: (c.contacted_at, c.id))],
         "interviews": [_interview(v, policy, sensitive) for v in views
                        if v.spec.key in INTERVIEW_STEPS],
-        "screening": _screening(views, policy, sensitive),
+        "screening": _screening(views, policy, sensitive, disclosed),
         "services": _services(views),
         "review": review,
-        "draft": not (review["stages"] and all(s["state"] == "approved" for s in review["stages"])),
+        "draft": not (review["stages"] and all(s["state"] == "approved"
+                                               for s in review["stages"] + review["addenda"])),
     }
     record["sha256"] = record_sha256(record)
     record["generated"] = {"at": now, "by": viewer.display_name, "role": ROLES[viewer.role]}
@@ -96,16 +99,31 @@ def episode_record(episode: Episode, viewer: User) -> dict:
 def review_section(episode: Episode) -> dict:
     """The review history, signature blocks and addenda of the episode's stages.
 
-    Empty until the reviews module provides them: the record then says "No review recorded yet"
-    and stays a draft. Nothing here is made up.
+    Each of ``stages`` and ``addenda`` is a list of {"label", "state", "history": [{"at",
+    "action", "by", "comment"}], "signature": None or {"name", "role", "at", "sha256"}}, which
+    the template prints; addenda come after the stages they correct.
     """
-    return {"stages": [], "signatures": [], "addenda": []}
+    out = {"stages": [], "addenda": []}
+    for stage in stages_of(object_session(episode), episode):
+        label = STAGES[stage.stage] + (" addendum" if stage.addendum_of_id else "")
+        history = [{"at": e.at, "action": REVIEW_ACTIONS[e.action], "by": e.actor.display_name,
+                    "comment": e.comment} for e in stage.events]
+        signature = ({"name": stage.approved_name, "role": stage.approved_role,
+                      "at": stage.approved_at, "sha256": stage.content_sha256}
+                     if stage.state == "approved" else None)
+        out["addenda" if stage.addendum_of_id else "stages"].append(
+            {"label": label, "state": stage.state, "history": history, "signature": signature})
+    return out
+
+
+REVIEW_ACTIONS = {"submit": "submitted", "return": "sent back", "approve": "approved"}
 
 
 def _disclosed(views: list[StepView]) -> bool:
+    """Whether any screening entry, even one corrected since, recorded a disclosure."""
     screen = next((v for v in views if v.spec.screening), None)
-    latest = screen.latest if screen else None
-    return latest is not None and evidence_of(latest).get("result") == "disclosed"
+    return screen is not None and any(evidence_of(e).get("result") == "disclosed"
+                                      for e in screen.row.entries)
 
 
 def _clocks(episode: Episode) -> dict:
@@ -225,14 +243,15 @@ def _interview(view: StepView, policy: Policy, sensitive: bool) -> dict:
     interview = {"title": view.spec.title, "withheld": view.spec.sensitive and not sensitive,
                  "categories": None}
     latest = view.latest
-    if not interview["withheld"] and latest is not None and latest.outcome == "done":
-        field = next(f for f in view.spec.evidence if f.type == "categories")
+    field = next((f for f in view.spec.evidence if f.type == "categories"), None)
+    if not interview["withheld"] and field and latest is not None and latest.outcome == "done":
         labels = {c.key: c.label for c in policy.categories[field.options_from]}
         interview["categories"] = [labels.get(k, k) for k in evidence_of(latest).get(field.name, [])]
     return interview
 
 
-def _screening(views: list[StepView], policy: Policy, sensitive: bool) -> dict | None:
+def _screening(views: list[StepView], policy: Policy, sensitive: bool,
+               disclosed: bool) -> dict | None:
     """The screening result: after a disclosure only the fact, the stop and the CAC referral."""
     view = next((v for v in views if v.spec.screening), None)
     if view is None:
@@ -244,7 +263,7 @@ def _screening(views: list[StepView], policy: Policy, sensitive: bool) -> dict |
     if screen["withheld"] or latest is None:
         return screen
     if latest.outcome != "done":
-        screen["attempted_reason"] = latest.reason
+        screen["attempted_reason"] = "" if disclosed else latest.reason
         return screen
     evidence = evidence_of(latest)
     screen["result"] = _screening_result(evidence)

@@ -248,3 +248,25 @@ def test_triggers_refuse_changes_to_an_approved_stage_entries(client, reviewed, 
     with pytest.raises(DBAPIError, match="approved review stage"):
         raw("DELETE FROM step_entries WHERE id = :id", id=entry_id)
     assert fresh().get(StepEntry, entry_id).reason == "edited before approval"
+
+
+def test_the_printed_record_carries_the_signature_and_loses_its_draft_stamp(client, reviewed,
+                                                                            login):
+    from io import BytesIO
+    from pypdf import PdfReader
+    stage_id = stage_of(reviewed.episode.id).id
+    login(reviewed.cw_a)
+    before = client.get(f"/episodes/{reviewed.episode.id}/record").text
+    assert "Initial response: in progress" in before and "Draft:" in before
+    approve(client, login, reviewed, stage_id)
+    stage = fresh().get(ReviewStage, stage_id)
+    login(reviewed.cw_a)
+    pdf = client.get(f"/episodes/{reviewed.episode.id}/record.pdf")
+    assert pdf.status_code == 200
+    text = "\n".join(page.extract_text() for page in PdfReader(BytesIO(pdf.data)).pages)
+    flat = " ".join(text.split())
+    assert "Initial response: approved" in flat
+    assert "submitted by Cw.A" in flat and "approved by Sup.A2" in flat
+    assert f"by Sup.A2 (supervisor)" in flat
+    assert stage.content_sha256[:32] in flat.replace(" ", "")
+    assert "DRAFT" not in text  # the only stage is approved

@@ -55,24 +55,27 @@ def episode_review(episode_id: int):
     return _page(_episode(episode_id))
 
 
-def _act(stage: ReviewStage, action, success: str):
+def _act(episode: Episode, form_key: str, action, success: str):
+    """Run one review write; on a refusal, show the page again with the messages beside the form
+    they belong to (``form_key`` names it). Nothing was changed."""
     try:
         with db.writing() as s:
             action(s)
     except ReviewRefused as refused:
-        return _page(stage.episode, {f"{stage.id}:{k}": v for k, v in refused.errors.items()},
+        return _page(episode, {f"{form_key}:{k}": v for k, v in refused.errors.items()},
                      status=422)
     flash(success, "success")
-    return redirect(url_for("reviews.episode_review", episode_id=stage.episode_id), 303)
+    return redirect(url_for("reviews.episode_review", episode_id=episode.id), 303)
 
 
 @bp.post("/review-stages/<int:stage_id>/submit")
 @login_required
 def submit(stage_id: int):
     stage = _stage(stage_id)
-    reasons = {k.removeprefix("reason_"): v for k, v in request.form.items() if k.startswith("reason_")}
-    return _act(stage, lambda s: submit_stage(s, stage, current_user, reasons),
-                "Sent for review.")
+    reasons = {k.removeprefix("reason_"): v for k, v in request.form.items()
+               if k.startswith("reason_")}
+    return _act(stage.episode, str(stage.id),
+                lambda s: submit_stage(s, stage, current_user, reasons), "Sent for review.")
 
 
 @bp.post("/review-stages/<int:stage_id>/return")
@@ -81,8 +84,9 @@ def send_back(stage_id: int):
     stage = _stage(stage_id)
     comments = {k.removeprefix("comment_"): v for k, v in request.form.items()
                 if k.startswith("comment_")}
-    return _act(stage, lambda s: return_stage(s, stage, current_user,
-                                              request.form.get("comment", ""), comments),
+    comment = request.form.get("comment", "")
+    return _act(stage.episode, str(stage.id),
+                lambda s: return_stage(s, stage, current_user, comment, comments),
                 "Sent back with your comments.")
 
 
@@ -92,20 +96,16 @@ def sign_off(stage_id: int):
     stage = _stage(stage_id)
     # Hashing is slow: check the password before taking the write lock.
     password_ok = check_password(current_user, request.form.get("password", ""))
-    return _act(stage, lambda s: approve_stage(s, stage, current_user, password_ok),
-                "Approved and signed.")
+    return _act(stage.episode, str(stage.id),
+                lambda s: approve_stage(s, stage, current_user, password_ok), "Approved and signed.")
 
 
 @bp.post("/episodes/<int:episode_id>/contact-check")
 @require_role("supervisor", "administrator")
 def contact_check(episode_id: int):
     episode = _episode(episode_id)
-    try:
-        with db.writing() as s:
-            record_contact_check(s, episode, current_user, request.form.get("note", ""))
-    except ReviewRefused as refused:
-        return _page(episode, {f"check:{k}": v for k, v in refused.errors.items()}, status=422)
-    flash("Monthly check of the contact log recorded.", "success")
-    return redirect(url_for("reviews.episode_review", episode_id=episode.id), 303)
+    return _act(episode, "check", lambda s: record_contact_check(
+        s, episode, current_user, request.form.get("note", "")),
+        "Monthly check of the contact log recorded.")
 
 
