@@ -158,7 +158,7 @@ def test_only_on_call_breaks_the_glass(client, world, login, missing_child):
 def test_break_glass_needs_a_real_reason(client, world, login, missing_child, reason):
     login(world.oncall)
     response = client.post(f"/children/{missing_child.id}/break-glass", data={"reason": reason})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "at least 10 characters" in field_error(response.text, "reason")
     assert count(BreakGlassGrant) == 0
     assert count(AuditEvent, AuditEvent.action == "break_glass.grant") == 0

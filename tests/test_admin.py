@@ -65,7 +65,7 @@ def test_admin_adds_a_user_who_can_log_in(app, client, as_admin):
 def test_a_weak_password_is_refused_beside_the_password(client, as_admin):
     before = count(User)
     response = client.post("/admin/users", data=new_user(password="elevenchars"))
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Use at least 12 characters." in field_error(response.text, "password")
     assert field_error(response.text, "username") == ""
     assert count(User) == before and user_named("new.worker") is None
@@ -75,7 +75,7 @@ def test_a_weak_password_is_refused_beside_the_password(client, as_admin):
 def test_a_taken_username_is_refused(client, as_admin, username):
     before = count(User)
     response = client.post("/admin/users", data=new_user(username=username, role="supervisor"))
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "The username 'cw.a' is taken." in field_error(response.text, "username")
     assert count(User) == before
     assert user_named("cw.a").role == "caseworker"
@@ -88,7 +88,7 @@ def test_a_caseworker_needs_a_team(client, as_admin, team):
         del data["team"]  # a client that does not send the field at all
     teams = count(Team)
     response = client.post("/admin/users", data=data)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Caseworkers and supervisors belong to a team." in response.text
     assert user_named("new.worker") is None and count(Team) == teams
 
@@ -190,7 +190,7 @@ def test_only_a_caseworker_can_take_a_child(client, world, login, who):
     login(world.admin)
     response = client.post(f"/admin/children/{world.child_a.id}/reassign",
                            data={"caseworker": getattr(world, who).id})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Not a valid choice" in field_error(response.text, "caseworker")
     assert fresh().get(Child, world.child_a.id).caseworker_id == world.cw_a.id
     assert count(Handover) == 0
@@ -203,7 +203,7 @@ def test_a_deactivated_caseworker_is_not_offered(client, world, login):
     assert "Cw.A (Team A)" in form and "Cw.A2 (Team A)" not in form
     response = client.post(f"/admin/children/{world.child_a.id}/reassign",
                            data={"caseworker": world.cw_a2.id})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert count(Handover) == 0
 
 

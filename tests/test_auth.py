@@ -124,7 +124,7 @@ def test_unknown_username_gets_the_same_answer_as_a_wrong_password(client, world
 
 def test_an_empty_form_is_refused_without_counting_a_failure(client, world):
     response = post_login(client, "", "")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "This field is required." in response.text
     assert failures("account") == [] and events("auth.login_failed") == []
 

@@ -238,7 +238,7 @@ def test_the_plain_status_form_cannot_make_a_child_missing(client, as_cw_a):
     child = as_cw_a.child_a
     response = post_status(client, child, status="whereabouts_unknown", note="Not back from school")
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert REPORT_MISSING in response.text
     assert fresh().get(Child, child.id).status == "in_placement"
     assert episodes_of(child) == []
@@ -252,7 +252,7 @@ def test_after_t1_the_status_form_still_sends_a_new_absence_to_report_missing(
     locate(episode.id, as_cw_a.cw_a, utc(2026, 3, 2, 17))
 
     response = post_status(client, child, status="in_contact_location_unknown", note="Ran again")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert REPORT_MISSING in response.text
     assert fresh().get(Child, child.id).status == "located_pending_return"
     assert fresh().get(Episode, episode.id).ended_at is None

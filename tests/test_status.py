@@ -42,7 +42,7 @@ def post_status(client, child, **fields):
 
 
 def assert_refused(response, child, field_id: str, message: str):
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert NOTHING_SAVED in response.text
     assert message in field_error(response.text, field_id)
     only = history(child)
@@ -158,14 +158,14 @@ def test_coming_back_from_missing_also_needs_a_note(client, in_contact):
 
 def test_an_unapproved_address_needs_where_who_and_how(client, as_caseworker):
     response = post_status(client, as_caseworker.child_a, status="unapproved_location_known")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Give the address" in field_error(response.text, "location_address")
     assert "Name the adult present" in field_error(response.text, "location_adult")
     assert "Say how the address was verified" in field_error(response.text,
                                                              "location_verified_how")
     partly = post_status(client, as_caseworker.child_a, status="unapproved_location_known",
                          location_address=ADDRESS["location_address"], location_adult=" ")
-    assert partly.status_code == 400
+    assert partly.status_code == 422
     assert field_error(partly.text, "location_address") == ""
     assert "Name the adult present" in field_error(partly.text, "location_adult")
     assert len(history(as_caseworker.child_a)) == 1

@@ -54,7 +54,7 @@ def add_user():
             return redirect(url_for("admin.users"), 303)
     all_users = db.session().scalars(select(User).order_by(User.role, User.display_name)).all()
     return render("admin/users.html", users=all_users, new_form=form, team_form=TeamForm(),
-                  status=400)
+                  status=422)
 
 
 def _user_or_404(user_id: int) -> User:
@@ -125,7 +125,7 @@ def reassign(child_id: int):
         else:
             flash(f"{child.full_name} is now on {child.caseworker.display_name}'s caseload.", "success")
             return redirect(url_for("cases.child", child_id=child.id), 303)
-    return render("admin/reassign.html", child=child, form=form, status=400 if form.errors else 200)
+    return render("admin/reassign.html", child=child, form=form, status=422 if form.errors else 200)
 
 
 @bp.route("/roster", methods=["GET", "POST"])
@@ -133,13 +133,13 @@ def reassign(child_id: int):
 def roster():
     form = RosterForm()
     if not form.validate_on_submit():
-        return render("admin/roster.html", form=form, status=400 if form.errors else 200)
+        return render("admin/roster.html", form=form, status=422 if form.errors else 200)
     raw = form.file.data.read()
     try:
         with db.writing() as s:
             report = import_roster(s, raw, current_user)
     except RosterInvalid as invalid:
-        return render("admin/roster.html", form=form, problems=invalid.problems, status=400)
+        return render("admin/roster.html", form=form, problems=invalid.problems, status=422)
     return render("admin/roster.html", form=RosterForm(formdata=None), report=report)
 
 

@@ -18,7 +18,7 @@ bp = Blueprint("auth", __name__)
 def login():
     form = LoginForm(next=request.args.get("next", ""))
     if not form.validate_on_submit():
-        return render("auth/login.html", form=form, status=400 if form.errors else 200)
+        return render("auth/login.html", form=form, status=422 if form.errors else 200)
     username_key = normalise_username(form.username.data)
     address = request.remote_addr or "unknown"
     db_session = db.session()

@@ -77,12 +77,12 @@ def change_child_status(child_id: int):
         form.since.data = clock.now().astimezone(clock.agency_zone()).strftime("%Y-%m-%dT%H:%M")
     if not form.validate_on_submit():
         return render("cases/status_form.html", child=child, form=form,
-                      status=400 if form.errors else 200)
+                      status=422 if form.errors else 200)
     episode = open_episode_of(db_session, child)
     detour = episode_move_problem(child.status, form.status.data, episode is not None)
     if detour:
         form.status.errors.append(detour)
-        return render("cases/status_form.html", child=child, form=form, status=400)
+        return render("cases/status_form.html", child=child, form=form, status=422)
     location = UnapprovedLocation(form.location_address.data or "", form.location_adult.data or "",
                                   form.location_verified_how.data or "")
     try:
@@ -92,7 +92,7 @@ def change_child_status(child_id: int):
     except StatusChangeInvalid as invalid:
         for field, message in invalid.errors.items():
             form[field].errors.append(message)
-        return render("cases/status_form.html", child=child, form=form, status=400)
+        return render("cases/status_form.html", child=child, form=form, status=422)
     flash("Status recorded.", "success")
     return redirect(url_for("cases.child", child_id=child.id), 303)
 
@@ -156,7 +156,7 @@ def break_glass(child_id: int):
             flash("Access granted for this child. It is recorded and reviewed.", "success")
             return redirect(url_for("cases.child", child_id=child.id), 303)
     return render("cases/break_glass.html", child=child, form=form,
-                  status=400 if form.errors else 200)
+                  status=422 if form.errors else 200)
 
 
 @bp.get("/overview")
