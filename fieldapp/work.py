@@ -38,7 +38,9 @@ def _episodes_query_all():
 
 
 def _episodes_query(user: User):
-    return _episodes_query_all().where(caseload_condition(user))
+    query = _episodes_query_all().where(caseload_condition(user))
+    # On-call acts on the emergency only: the open episode, not a granted child's older ones.
+    return query.where(Episode.ended_at.is_(None)) if user.role == "on_call" else query
 
 
 def open_steps_of_child(db_session: Session, child_id: int) -> list[WorkItem]:
