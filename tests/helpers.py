@@ -33,3 +33,21 @@ def fresh():
     session.rollback()
     session.expire_all()
     return session
+
+
+def utc(*parts) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def count(model, *where) -> int:
+    """Rows of ``model`` (matching ``where``) that the requests have committed."""
+    from sqlalchemy import func, select
+    return fresh().scalar(select(func.count()).select_from(model).where(*where))
+
+
+def field_error(html: str, field_id: str) -> str:
+    """The message shown beside a form field, as the user reads it ("" when there is none)."""
+    import re
+    from html import unescape
+    found = re.search(rf'<p class="error" id="{field_id}-error">(.*?)</p>', html, re.S)
+    return unescape(found.group(1)) if found else ""

@@ -4,17 +4,16 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from html import unescape
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from fieldapp import db
 from fieldapp.audit import fingerprint
 from fieldapp.breakglass import GrantRefused, grant_access
 from fieldapp.models import AuditEvent, BreakGlassGrant, Child, Episode, StatusChange
 
-from helpers import fresh
+from helpers import count, field_error, fresh
 
 SENSITIVE_HEADING = "Sensitive (case team only)"
 REASON = "Police called at 02:10 asking for her photo and last placement address"
@@ -22,15 +21,6 @@ REASON = "Police called at 02:10 asking for her photo and last placement address
 VALID_CHANGE = {"status": "unapproved_location_known", "since": "2026-03-02T13:30",
                 "location_address": "12 Elm St, Springfield", "location_adult": "Her aunt",
                 "location_verified_how": "Home visit"}
-
-
-def count(model, *where) -> int:
-    return fresh().scalar(select(func.count()).select_from(model).where(*where))
-
-
-def field_error(html: str, field_id: str) -> str:
-    found = re.search(rf'<p class="error" id="{field_id}-error">(.*?)</p>', html, re.S)
-    return unescape(found.group(1)) if found else ""
 
 
 @pytest.fixture

@@ -2,31 +2,20 @@
 from __future__ import annotations
 
 import json
-import re
-from html import unescape
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from fieldapp.accounts import check_password
 from fieldapp.models import AuditEvent, Child, Handover, Team, User
 
-from helpers import fresh
+from helpers import count, field_error, fresh
 
 NEW_PASSWORD = "violet staple quarry 42"
 
 
-def count(model, *where) -> int:
-    return fresh().scalar(select(func.count()).select_from(model).where(*where))
-
-
 def user_named(username: str) -> User | None:
     return fresh().scalar(select(User).where(User.username == username))
-
-
-def field_error(html: str, field_id: str) -> str:
-    found = re.search(rf'<p class="error" id="{field_id}-error">(.*?)</p>', html, re.S)
-    return unescape(found.group(1)) if found else ""
 
 
 def new_user(**fields) -> dict:

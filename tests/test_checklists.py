@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from html import unescape
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from fieldapp import db
 from fieldapp.checklists import EntryInvalid, late_entry, record_item
@@ -20,7 +20,7 @@ from fieldapp.episodes import EpisodeInvalid, mark_located, mark_returned, open_
 from fieldapp.models import (AuditEvent, Child, ClientOp, Episode, EpisodeStep, SearchContact,
                              StepEntry)
 
-from helpers import fresh
+from helpers import count, field_error, fresh, utc
 
 LE = "report_law_enforcement"
 LE_EVIDENCE = {"ev_agency": "Springfield PD", "ev_phone": "(417) 555-0100",
@@ -30,20 +30,6 @@ NCMEC_EVIDENCE = {"ev_case_number": "1498765", "ev_method": "Phone", "ev_reporte
 CONTENTS_EVIDENCE = {"ev_photo_date": "2026-02-14", "ev_what_sent": "Photo and description to PD"}
 DEVICE_CLOCK = "2026-03-02T19:58:00Z"  # the phone's clock at the tap, two minutes behind the server
 NARRATIVE = "She said a man called Rick drove her to a motel on Route 66"
-
-
-def utc(*parts) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-
-def count(model, *where) -> int:
-    return fresh().scalar(select(func.count()).select_from(model).where(*where))
-
-
-def field_error(html: str, field_id: str) -> str:
-    found = re.search(rf'<p class="error" id="{field_id}-error">(.*?)</p>', html, re.S)
-    return unescape(found.group(1)) if found else ""
 
 
 def entries(episode_id: int, step_key: str) -> list[StepEntry]:

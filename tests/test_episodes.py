@@ -2,13 +2,11 @@
 that open, keep or refuse one. Tested through the domain functions and through the forms."""
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import UTC, date, datetime
-from html import unescape
+from datetime import date, datetime
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from fieldapp import db
@@ -19,7 +17,7 @@ from fieldapp.models import (Child, Episode, EpisodeStep, InfoEvent, Placement, 
                              StepEntry)
 from fieldapp.status import UnapprovedLocation
 
-from helpers import fresh
+from helpers import count, field_error, fresh, utc
 
 MISSING_KEYS = ["report_law_enforcement", "report_ncmec", "report_contents", "inform_and_obtain",
                 "notify_juvenile_officer", "notify_court_representative", "notify_parents",
@@ -32,20 +30,6 @@ RETURN_KEYS = ["notify_located", "safety_assessment", "medical_exam", "trafficki
 ADDRESS = UnapprovedLocation("1200 N Example Ave, Springfield MO", "Dana Reyes, aunt",
                              "Home visit; the aunt's ID seen")
 REPORT_MISSING = "Use “Report missing”"
-
-
-def utc(*parts) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-
-def count(model, *where) -> int:
-    return fresh().scalar(select(func.count()).select_from(model).where(*where))
-
-
-def field_error(html: str, field_id: str) -> str:
-    found = re.search(rf'<p class="error" id="{field_id}-error">(.*?)</p>', html, re.S)
-    return unescape(found.group(1)) if found else ""
 
 
 def steps_of(episode_id: int) -> dict[str, EpisodeStep]:

@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from PIL import Image
@@ -22,16 +22,12 @@ from fieldapp.contacts import log_contact
 from fieldapp.episodes import mark_located, mark_returned
 from fieldapp.models import AuditEvent, Episode
 
-from helpers import fresh
+from helpers import fresh, utc
 
 NARRATIVE = "She said a man called Rick drove her to a motel on Route 66"
 SCRIPT = "<script>alert('record')</script> said she took the bus"
 NEGATIVE_SCREEN = {"q_money_for_needs": "no", "q_controlled": "no", "q_asked_to_work": "no",
                    "q_feel_unsafe": "no"}
-
-
-def utc(*parts) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def record(episode_id: int, user, step_key: str, done_at: datetime, evidence: dict, *,

@@ -267,6 +267,6 @@ def test_the_printed_record_carries_the_signature_and_loses_its_draft_stamp(clie
     flat = " ".join(text.split())
     assert "Initial response: approved" in flat
     assert "submitted by Cw.A" in flat and "approved by Sup.A2" in flat
-    assert f"by Sup.A2 (supervisor)" in flat
+    assert "by Sup.A2 (supervisor)" in flat
     assert stage.content_sha256[:32] in flat.replace(" ", "")
     assert "DRAFT" not in text  # the only stage is approved

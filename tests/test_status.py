@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
-from html import unescape
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +14,7 @@ from fieldapp.status import (StatusChangeInvalid, UnapprovedLocation,
                              location_needs_reverification, review_location,
                              status_change_problems)
 
-from helpers import fresh
+from helpers import field_error, fresh
 
 ADDRESS = {"location_address": "1200 N Example Ave, Springfield MO",
            "location_adult": "Dana Reyes, aunt",
@@ -27,11 +25,6 @@ NOTHING_SAVED = "Nothing was saved yet"
 def history(child) -> list[StatusChange]:
     return list(fresh().scalars(select(StatusChange).where(StatusChange.child_id == child.id)
                                 .order_by(StatusChange.id)))
-
-
-def field_error(html: str, field_id: str) -> str:
-    found = re.search(rf'<p class="error" id="{field_id}-error">(.*?)</p>', html, re.S)
-    return unescape(found.group(1)) if found else ""
 
 
 def post_status(client, child, **fields):

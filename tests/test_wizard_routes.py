@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from html import unescape
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from fieldapp import db
 from fieldapp.checklists import record_item
@@ -17,7 +16,7 @@ from fieldapp.contacts import log_contact
 from fieldapp.episodes import mark_located, mark_returned
 from fieldapp.models import AuditEvent, BreakGlassGrant, ClientOp, Episode, StepEntry
 
-from helpers import fresh
+from helpers import count, field_error, fresh, utc
 
 LE = "report_law_enforcement"
 LE_EVIDENCE = {"ev_agency": "Springfield PD", "ev_phone": "(417) 555-0100",
@@ -50,20 +49,6 @@ DONE_EVIDENCE = {
     "update_living_arrangement": {"entered_on": "2026-03-02"},
 }
 DEVICE_CLOCK = "2026-03-02T19:58:00Z"
-
-
-def utc(*parts) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
-
-
-def count(model, *where) -> int:
-    return fresh().scalar(select(func.count()).select_from(model).where(*where))
-
-
-def field_error(html: str, field_id: str) -> str:
-    found = re.search(rf'<p class="error" id="{field_id}-error">(.*?)</p>', html, re.S)
-    return unescape(found.group(1)) if found else ""
 
 
 def step_form(outcome="done", done_at="2026-03-02T13:30", reason="", **fields) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ from fieldapp.checklists import record_item
 from fieldapp.episodes import mark_located, mark_returned, open_episode
 from fieldapp.models import Child, Episode, EpisodeStep, StepEntry
 
-from helpers import fresh
+from helpers import fresh, utc
 
 CHICAGO = ZoneInfo("America/Chicago")
 # The missing steps whose deadline is a default the agency chose (DESIGN §4): never "overdue".
@@ -27,11 +27,6 @@ AGENCY_TARGETS = {"notify_juvenile_officer", "notify_court_representative", "not
 NCMEC = {"case_number": "1498765", "method": "Phone", "reported_by": "Caseworker"}
 LE = {"agency": "Springfield PD", "phone": "417 555 0100", "report_number": "26-1",
       "officer": "Sgt. Lee", "reported_by": "Caseworker"}
-
-
-def utc(*parts) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
-
 
 
 def record(episode_id: int, user, step_key: str, evidence: dict, outcome="done", reason=""):
