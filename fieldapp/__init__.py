@@ -60,4 +60,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     from .reports.views import bp as reports_bp
     app.register_blueprint(reports_bp)
+    from .api import bp as api_bp
+    app.register_blueprint(api_bp)
     return app
