@@ -57,13 +57,11 @@ def work_for(db_session: Session, user: User) -> Work:
     items = []
     alerts = []
     for episode in db_session.scalars(_episodes_query(user)):
-        for view in step_views(episode):
-            if view.is_open and view.row.closed_reason is None:
-                items.append(WorkItem(episode, view))
-        if positive_screen(episode):
-            cac = next((v for v in step_views(episode) if v.spec.key == "cac_referral"), None)
-            if cac is not None and cac.is_open:
-                alerts.append(episode)
+        views = step_views(episode)
+        items += [WorkItem(episode, v) for v in views if v.is_open and v.row.closed_reason is None]
+        cac = next((v for v in views if v.spec.key == "cac_referral"), None)
+        if cac is not None and cac.is_open and positive_screen(episode):
+            alerts.append(episode)
     far = datetime.max.replace(tzinfo=now.tzinfo)
     items.sort(key=lambda i: (not is_overdue(i.view, now), i.view.row.due_at or far,
                               i.episode.id, i.view.row.position))

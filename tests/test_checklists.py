@@ -303,7 +303,8 @@ def test_a_step_outside_the_episodes_policy_is_not_found_and_records_nothing(
     assert count(ClientOp) == 0
 
 
-def test_an_episode_closed_by_missing_again_refuses_entries(client, episode, world):
+def goes_missing_again(episode, world):
+    """Found at 13:20, missing again at 13:45: the first episode ends as missing_again."""
     with db.writing() as s:
         mark_located(s, s.get(Episode, episode.id), s.merge(world.cw_a),
                      located_at=utc(2026, 3, 2, 19, 20), located_where="in_state",
@@ -313,6 +314,10 @@ def test_an_episode_closed_by_missing_again_refuses_entries(client, episode, wor
                      status="whereabouts_unknown", discovered_at=utc(2026, 3, 2, 19, 45),
                      discovered_by_role="caseworker", discovered_by_name="Cal",
                      how_missing="ran_away", note="Ran from the police station")
+
+
+def test_an_episode_closed_by_missing_again_refuses_entries(client, episode, world):
+    goes_missing_again(episode, world)
     assert fresh().get(Episode, episode.id).end_reason == "missing_again"
 
     for step_key, evidence in (("notify_located", {"ev_who": "PD"}), ("report_ncmec", NCMEC_EVIDENCE)):
@@ -649,15 +654,7 @@ def test_a_contact_id_reused_for_different_content_is_refused(client, episode):
 
 
 def test_a_contact_on_an_episode_closed_by_missing_again_is_refused(episode, world):
-    with db.writing() as s:
-        mark_located(s, s.get(Episode, episode.id), s.merge(world.cw_a),
-                     located_at=utc(2026, 3, 2, 19, 20), located_where="in_state",
-                     located_place="Park", located_by="PD", status="located_pending_return",
-                     note="Found")
-        open_episode(s, s.get(Child, world.child_a.id), s.merge(world.cw_a),
-                     status="whereabouts_unknown", discovered_at=utc(2026, 3, 2, 19, 45),
-                     discovered_by_role="caseworker", discovered_by_name="Cal",
-                     how_missing="ran_away", note="Ran again")
+    goes_missing_again(episode, world)
     with pytest.raises(EpisodeInvalid) as refused, db.writing() as s:
         log_contact(s, s.get(Episode, episode.id), s.merge(world.cw_a), person="Aunt",
                     relationship="relative", method="phone", contacted_at=utc(2026, 3, 2, 19, 50),

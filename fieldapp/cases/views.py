@@ -10,7 +10,7 @@ from ..breakglass import GrantRefused, grant_access
 from ..episodes import episode_move_problem, latest_episode_of, open_episode_of
 from ..caseloads import ReassignmentRefused, acknowledge_handover, pending_handovers
 from ..models import Child, Handover, StatusChange
-from ..status import (StatusChangeInvalid, UnapprovedLocation, change_status,
+from ..status import (StatusChangeInvalid, change_status,
                       location_awaiting_review, location_needs_reverification,
                       locations_awaiting_review_query, review_location)
 from ..web import render, require_role
@@ -83,8 +83,7 @@ def change_child_status(child_id: int):
     if detour:
         form.status.errors.append(detour)
         return render("cases/status_form.html", child=child, form=form, status=422)
-    location = UnapprovedLocation(form.location_address.data or "", form.location_adult.data or "",
-                                  form.location_verified_how.data or "")
+    location = form.unapproved_location()
     try:
         with db.writing() as s:
             change_status(s, child, current_user, form.status.data,

@@ -10,6 +10,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import HiddenField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Length
 
+from ..cases.forms import UnapprovedLocationFields
 from ..contacts import METHODS, PURPOSES, RELATIONSHIPS
 from ..episodes import DISCOVERED_BY, HOW_MISSING, LOCATED_WHERE
 from ..policy import Step
@@ -71,7 +72,7 @@ class OpenEpisodeForm(WriteForm):
     note = TextAreaField("Note", validators=[Length(max=4000)])
 
 
-class LocatedForm(WriteForm):
+class LocatedForm(UnapprovedLocationFields, WriteForm):
     located_at = StringField("When the child's whereabouts became known (T1)", render_kw=DATETIME)
     located_where = SelectField("Found", choices=_choices(LOCATED_WHERE.items()))
     located_place = TextAreaField("Where", validators=[Length(max=2000)])
@@ -80,9 +81,6 @@ class LocatedForm(WriteForm):
         ("located_pending_return", "Located, not yet back in an approved placement"),
         ("unapproved_location_known", "Staying at a known address that is not an approved placement")]),
         default="located_pending_return")
-    location_address = TextAreaField("Address (for a known unapproved address)", validators=[Length(max=500)])
-    location_adult = StringField("Adult present at that address", validators=[Length(max=160)])
-    location_verified_how = TextAreaField("How the address was verified", validators=[Length(max=1000)])
     note = TextAreaField("Note", validators=[Length(max=4000)])
 
 

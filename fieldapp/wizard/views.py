@@ -21,7 +21,6 @@ from ..extensions import htmx
 from ..models import Episode
 from ..policy import policy_of
 from ..reviews import contact_checks_due, step_comments_for
-from ..status import UnapprovedLocation
 from ..web import render
 from ..work import work_for
 from . import forms
@@ -207,8 +206,7 @@ def _clock_form(episode_id: int, form_class, template: str, defaults: tuple[str,
 
 
 def _located(s, episode, form):
-    location = UnapprovedLocation(form.location_address.data or "", form.location_adult.data or "",
-                                  form.location_verified_how.data or "")
+    location = form.unapproved_location()
     mark_located(s, episode, current_user, located_at=_local(form.located_at.data),
                  located_where=form.located_where.data, located_place=form.located_place.data or "",
                  located_by=form.located_by.data or "", status=form.status.data or "",
