@@ -63,6 +63,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Days after which a child at a known unapproved address is flagged for re-verification.", int),
     Setting("FIELDAPP_MAX_UPLOAD_BYTES", "MAX_CONTENT_LENGTH", 5 * 1024 * 1024,
             "Largest request body accepted, in bytes (roster files and photos).", int),
+    Setting("FIELDAPP_OFFLINE_HOURS", "OFFLINE_HOURS", 12,
+            "Hours a phone keeps its cached case pages without checking in; then they are wiped.", int),
+    Setting("FIELDAPP_RELEASE", "RELEASE", "",
+            "A label for this deployment; a new one makes phones install a new service worker.", str),
 )
 
 

@@ -6,12 +6,13 @@ mappings and the migrated database agree. Import models from here: ``from fielda
 from .audit import AuditEvent, AuditHead
 from .children import (BreakGlassGrant, Child, Handover, LocationReview, Placement, StatusChange,
                        VisitationPlan)
+from .devices import DeviceCheckin
 from .episodes import (ClientOp, Episode, EpisodeStep, InfoEvent, PolicyVersion, SearchContact,
                        StepEntry)
 from .people import LoginFailure, Team, User
 from .reviews import ContactCheck, ReviewEvent, ReviewStage
 
 __all__ = ["AuditEvent", "AuditHead", "BreakGlassGrant", "Child", "ClientOp", "ContactCheck",
-           "Episode", "EpisodeStep", "Handover", "InfoEvent", "LocationReview", "LoginFailure",
+           "DeviceCheckin", "Episode", "EpisodeStep", "Handover", "InfoEvent", "LocationReview", "LoginFailure",
            "Placement", "PolicyVersion", "ReviewEvent", "ReviewStage", "SearchContact",
            "StatusChange", "StepEntry", "Team", "User", "VisitationPlan"]
