@@ -7,9 +7,12 @@ import pytest
 from flask import g
 from sqlalchemy import func, select
 
-from helpers import fresh
+from helpers import fresh, utc
 from fieldapp import db
-from fieldapp.models import ClientOp, SearchContact, StepEntry, User
+from fieldapp.models import (AuditEvent, ClientOp, DeviceCheckin, Episode, SearchContact, StepEntry,
+                             User)
+from fieldapp.policy import policy_of
+from fieldapp.stages import ensure_stage
 from fieldapp.sync import apply_batch
 
 POLICE = {"agency": "Springfield PD", "phone": "417-555-0100", "report_number": "R-1",
@@ -24,7 +27,7 @@ def _iso(instant):
 def step_op(episode, clock, step_key="report_law_enforcement", evidence=POLICE, **fields):
     return {"uuid": str(uuid.uuid4()), "kind": "step_entry", "episode_id": episode.id,
             "step_key": step_key, "recorded_at": _iso(clock.now() - timedelta(minutes=5)),
-            "policy_key": "missouri-2023",
+            "policy_version": "missouri-2023",
             "fields": {"outcome": "done", "done_at": _iso(clock.now() - timedelta(minutes=20)),
                        "reason": "", "evidence": dict(evidence), **fields}}
 
@@ -84,9 +87,9 @@ def test_a_mixed_batch_applies_every_good_op_and_rejects_the_bad_one(client, wor
     bad_step = step_op(episode, clock, step_key="report_ncmec", evidence={"method": "Fax"})
     contact = contact_op(episode, clock)
     unknown = {**contact_op(episode, clock), "kind": "photo"}
-    naive = step_op(episode, clock, step_key="report_ncmec", evidence=NCMEC,
-                    done_at=(clock.now() - timedelta(minutes=20)).replace(tzinfo=None).isoformat())
-    ops = [good_step, bad_step, contact, unknown, naive, "not an op"]
+    unreadable = step_op(episode, clock, step_key="report_ncmec", evidence=NCMEC,
+                         done_at="last Tuesday")
+    ops = [good_step, bad_step, contact, unknown, unreadable, "not an op"]
     response = client.post("/api/v1/sync", json=batch(clock, *ops))
     assert response.status_code == 200
     results = response.get_json()["results"]
@@ -239,3 +242,132 @@ def test_an_expired_session_posting_without_a_token_gets_401_not_a_csrf_error(ap
     response = client.post("/api/v1/sync", json={"ops": []})
     assert response.status_code == 401
     assert response.get_json() == {"error": "login required"}
+
+
+def test_a_typed_time_without_a_zone_is_read_in_the_agencys_zone_as_the_forms_do(
+        client, world, login, episode, clock):
+    login(world.cw_a)
+    # 2026-03-02 20:00 UTC is 14:00 in Chicago (CST, UTC-6); the worker typed 13:40 local.
+    op = step_op(episode, clock, done_at="2026-03-02T13:40")
+    contact = contact_op(episode, clock, contacted_at="2026-03-02T13:45")
+    results = client.post("/api/v1/sync", json=batch(clock, op, contact)).get_json()["results"]
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    session = fresh()
+    assert session.scalars(select(StepEntry)).one().done_at == utc(2026, 3, 2, 19, 40)
+    assert session.scalars(select(SearchContact)).one().contacted_at == utc(2026, 3, 2, 19, 45)
+
+
+def test_an_op_from_a_page_of_another_policy_version_is_a_conflict(client, world, login, episode,
+                                                                    clock):
+    login(world.cw_a)
+    op = {**step_op(episode, clock), "policy_version": "missouri-2019"}
+    result = client.post("/api/v1/sync", json=batch(clock, op)).get_json()["results"][0]
+    assert result["status"] == "conflict" and "missouri-2023" in result["reason"]
+    assert _count(StepEntry) == 0 and _count(ClientOp) == 0
+
+
+def _approve_initial_response(episode_id, supervisor, clock):
+    with db.writing() as s:
+        stage = ensure_stage(s, s.get(Episode, episode_id), "initial_response")
+        stage.state, stage.approved_at = "approved", clock.now() - timedelta(minutes=1)
+        stage.approved_by_id, stage.approved_name = supervisor.id, "Sup.A"
+        stage.approved_role = "supervisor"
+
+
+def test_a_stage_approved_while_the_op_waited_is_a_conflict_until_sent_as_addendum(
+        app, client, world, login, episode, clock):
+    login(world.cw_a)
+    queued = step_op(episode, clock)
+    with app.app_context():
+        _approve_initial_response(episode.id, world.sup_a, clock)
+    first = client.post("/api/v1/sync", json=batch(clock, queued)).get_json()["results"][0]
+    assert first["status"] == "conflict" and first["can_add_as_addendum"] is True
+    assert "approved by Sup.A" in first["reason"]
+    assert _count(StepEntry) == 0
+    # The worker agrees: the same op, resent with their consent, joins an addendum.
+    again = client.post("/api/v1/sync", json=batch(clock, {**queued, "as_addendum": True}))
+    assert again.get_json()["results"][0]["status"] == "applied"
+    entry = fresh().scalars(select(StepEntry)).one()
+    assert entry.review_stage.addendum_of_id is not None
+    # The contact log belongs to no stage, so contacts are never held back.
+    contact = client.post("/api/v1/sync", json=batch(clock, contact_op(episode, clock)))
+    assert contact.get_json()["results"][0]["status"] == "applied"
+
+
+def test_each_sync_records_what_the_phone_still_holds_and_supervisors_see_it(
+        client, world, login, episode, clock, make_user):
+    device = str(uuid.uuid4())
+    login(world.cw_a)
+    bad = step_op(episode, clock, step_key="report_ncmec", evidence={"method": "Fax"})
+    sent = {**batch(clock, step_op(episode, clock), bad, contact_op(episode, clock)),
+            "device_id": device, "held": 5}
+    client.post("/api/v1/sync", json=sent)
+    checkin = fresh().scalars(select(DeviceCheckin)).one()
+    # Five held, two settled by this batch: the rejected one and two beyond the batch remain.
+    assert (checkin.user_id, checkin.device_id, checkin.held) == (world.cw_a.id, device, 3)
+    assert checkin.checked_in_at == clock.now()
+
+    client.post("/logout")
+    login(world.sup_a)
+    page = client.get("/reviews").get_data(as_text=True)
+    assert "Cw.A's phone holds 3 unsent" in page
+    client.post("/logout")
+    login(world.sup_b)
+    assert "phone holds" not in client.get("/reviews").get_data(as_text=True)
+
+    client.post("/logout")
+    login(world.cw_a)
+    client.post("/api/v1/sync", json={**batch(clock), "device_id": device, "held": 0})
+    assert fresh().scalars(select(DeviceCheckin)).one().held == 0
+    client.post("/logout")
+    login(world.sup_a)
+    assert "phone holds" not in client.get("/reviews").get_data(as_text=True)
+
+
+def test_discarded_ops_are_audited_once_by_uuid_and_can_never_be_applied(
+        client, world, login, episode, clock):
+    login(world.cw_a)
+    thrown = step_op(episode, clock)
+    notice = {"uuid": thrown["uuid"], "kind": "step_entry", "episode_id": episode.id,
+              "discarded_at": clock.now().isoformat()}
+    for _ in range(2):  # a phone that lost the answer sends the notice again
+        response = client.post("/api/v1/sync", json={**batch(clock), "discarded": [notice]})
+        assert response.status_code == 200
+    events = fresh().scalars(select(AuditEvent).where(AuditEvent.action == "outbox_discarded")).all()
+    assert len(events) == 1
+    assert events[0].entity_id == thrown["uuid"] and events[0].child_id == world.child_a.id
+    assert "Springfield" not in events[0].details and "R-1" not in events[0].details
+    late = client.post("/api/v1/sync", json=batch(clock, thrown)).get_json()["results"][0]
+    assert late["status"] == "conflict"
+    assert _count(StepEntry) == 0
+
+
+@pytest.mark.parametrize("extra", [{"device_id": "phone-1"}, {"discarded": "all"},
+                                   {"discarded": [{"uuid": "x", "kind": "step_entry"}]}])
+def test_an_unreadable_check_in_or_discard_refuses_the_whole_batch(client, world, login, episode,
+                                                                   clock, extra):
+    login(world.cw_a)
+    response = client.post("/api/v1/sync", json={**batch(clock, contact_op(episode, clock)), **extra})
+    assert response.status_code == 400 and response.is_json
+    assert _count(SearchContact) == 0
+
+
+def test_the_offline_list_holds_only_the_workers_open_episodes_and_no_sensitive_step(
+        client, world, login, episode, make_episode, clock, policies):
+    theirs = make_episode(world.child_b, world.cw_b)
+    login(world.cw_a)
+    body = client.get("/api/v1/offline").get_json()
+    assert body["user_id"] == world.cw_a.id and body["offline_hours"] == 12
+    pages = body["pages"]
+    assert f"/episodes/{episode.id}" in pages and f"/episodes/{episode.id}/contacts" in pages
+    assert f"/episodes/{episode.id}/steps/report_law_enforcement" in pages
+    sensitive = [s.key for s in policy_of(episode.policy_version).steps if s.sensitive]
+    assert sensitive and not any(page.endswith(f"/steps/{key}") for key in sensitive
+                                 for page in pages)
+    assert not any(f"/episodes/{theirs.id}" in page for page in pages)
+    for page in pages:  # each is a page the worker can open
+        assert client.get(page).status_code == 200, page
+    # The supervisor reads the team's cases at a desk: nothing for their phone to keep.
+    client.post("/logout")
+    login(world.sup_a)
+    assert client.get("/api/v1/offline").get_json()["pages"] == []

@@ -1,12 +1,13 @@
 """/api/v1: the session check and the sync batch endpoint."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
 from .. import clock, db
+from ..offline import offline_episodes, offline_pages
 from ..sync import BatchInvalid, apply_batch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -36,6 +37,14 @@ def session_info():
     return jsonify(user={"id": current_user.id, "username": current_user.username,
                          "display_name": current_user.display_name, "role": current_user.role},
                    csrf_token=generate_csrf(), server_time=clock.now().isoformat())
+
+
+@bp.get("/offline")
+def offline():
+    """The pages this phone may cache for offline work, and how long it may keep them."""
+    pages = offline_pages(offline_episodes(db.session(), current_user), url_for)
+    return jsonify(user_id=current_user.id, pages=pages,
+                   offline_hours=current_app.config["OFFLINE_HOURS"])
 
 
 @bp.post("/sync")

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 
 from .. import access, clock, db
 from ..accounts import check_password
+from ..devices import phones_holding_work
 from ..models import Episode, ReviewStage
 from ..policy import policy_of
 from ..reviews import (ReviewRefused, approve_stage, contact_check_due, episode_checks,
@@ -46,7 +47,8 @@ def _page(episode: Episode, errors: dict | None = None, status: int = 200):
 def queue():
     stages = queue_for(db.session(), current_user)
     return render("reviews/queue.html", stages=stages, STAGES=STAGES,
-                  missed={s.id: missed_deadlines(s, clock.now()) for s in stages})
+                  missed={s.id: missed_deadlines(s, clock.now()) for s in stages},
+                  phones=phones_holding_work(db.session(), current_user))
 
 
 @bp.get("/episodes/<int:episode_id>/review")
