@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 INSTANCE := instance
 
-.PHONY: run test bench install assets chromium clean
+.PHONY: run test bench install assets system-packages clean
 
 install: $(VENV)/.installed assets
 
@@ -25,6 +25,7 @@ node_modules/.installed: package.json package-lock.json
 assets: node_modules/.installed
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	$(BIN)/python -m fieldapp.pwa.icons static/icons
 
 $(INSTANCE)/secret_key:
 	mkdir -p $(INSTANCE)
@@ -37,22 +38,53 @@ $(INSTANCE)/audit_key:
 
 KEYS = FIELDAPP_SECRET_KEY=$$(cat $(INSTANCE)/secret_key) FIELDAPP_AUDIT_KEY=$$(cat $(INSTANCE)/audit_key)
 
-run: install $(INSTANCE)/secret_key $(INSTANCE)/audit_key
+# `make run TLS=1 HOST=0.0.0.0` serves HTTPS with a self-signed certificate, so that the PWA can be
+# tried on a real phone: browsers allow service workers only on HTTPS pages or on localhost.
+# TLS_NAMES lists the names and addresses the certificate is valid for (the phone must reach one).
+TLS ?= 0
+TLS_DIR := $(INSTANCE)/tls
+EMPTY :=
+SPACE := $(EMPTY) $(EMPTY)
+TLS_NAMES ?= DNS:localhost,IP:127.0.0.1$(subst $(SPACE),,$(foreach ip,$(shell hostname -I 2>/dev/null),,IP:$(ip)))
+ifeq ($(TLS),1)
+SCHEME := https
+SERVE_TLS := --cert $(TLS_DIR)/cert.pem --key $(TLS_DIR)/key.pem
+TLS_FILES := $(TLS_DIR)/cert.pem
+else
+SCHEME := http
+endif
+
+$(TLS_DIR)/cert.pem:
+	@command -v openssl >/dev/null || { echo "TLS=1 needs openssl (apt-get install openssl)." >&2; exit 1; }
+	mkdir -p $(TLS_DIR)
+	umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 30 -sha256 \
+	  -subj "/CN=fieldapp development" -addext "subjectAltName=$(TLS_NAMES)" \
+	  -addext "basicConstraints=critical,CA:TRUE" \
+	  -keyout $(TLS_DIR)/key.pem -out $@ 2>/dev/null
+	@echo "Made $@ for $(TLS_NAMES): see docs/deploy.md to trust it on a phone."
+
+run: install $(INSTANCE)/secret_key $(INSTANCE)/audit_key $(TLS_FILES)
 	$(KEYS) $(BIN)/fieldapp init
-	@echo "Serving on http://$(HOST):$(PORT)/"
-	$(KEYS) $(BIN)/fieldapp run --host $(HOST) --port $(PORT)
+	@echo "Serving on $(SCHEME)://$(HOST):$(PORT)/"
+	$(KEYS) $(BIN)/fieldapp run --host $(HOST) --port $(PORT) $(SERVE_TLS)
 
-chromium:
-	@if [ -x /usr/bin/chromium ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "Chromium is missing: run 'sudo apt-get install chromium' (the browser tests drive /usr/bin/chromium)." >&2; exit 1; fi
+# Debian packages the tests drive: Chromium for the browser tests, poppler-utils' pdftoppm to
+# render PDF pages. Each is named by the program that must exist, then its package.
+SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/bin/pdftoppm:poppler-utils
 
-test: install chromium
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do [ -x "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "Missing Debian packages:$$missing (run 'sudo apt-get install$$missing')." >&2; exit 1; fi
+
+test: install system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks, never run by the tests or CI: see docs/performance.md.
 bench: install
 	$(BIN)/python bench/pdf_bench.py
+	$(BIN)/python bench/sync_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

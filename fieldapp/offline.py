@@ -1,9 +1,11 @@
 """What a phone may keep for offline work (DESIGN §8): the pages of the worker's open episodes.
 
 Only episodes still open (the child missing or located, not yet back) qualify, and only the pages
-needed to work them: the overview, the wizard steps that are not sensitive, and the contact log.
-Screening answers and medical details live on sensitive steps, so those pages are never offered.
-The service worker caches exactly this list and nothing else.
+needed to work them: the overview, the wizard steps that are not sensitive, the contact log, and,
+while the child is still missing, the report packet (photo and description for the police: the
+one page with a photo that DESIGN §8 lets a phone keep). Screening answers and medical details live
+on sensitive steps, so those pages are never offered. The service worker caches exactly this list
+and nothing else.
 """
 from __future__ import annotations
 
@@ -36,4 +38,7 @@ def offline_pages(episodes: list[Episode], url_for: Callable[..., str]) -> list[
         pages.extend(url_for("checklists.step", episode_id=episode.id, step_key=view.spec.key)
                      for view in step_views(episode) if not view.spec.sensitive)
         pages.append(url_for("checklists.contacts", episode_id=episode.id))
+        if episode.located_at is None:
+            # The packet itself, not its short form for missing details: offline it is read.
+            pages.append(url_for("profiles.packet_page", episode_id=episode.id, details="skip"))
     return pages

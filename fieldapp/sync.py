@@ -33,6 +33,7 @@ from .devices import check_in
 from .episodes import EpisodeInvalid
 from .models import ClientOp, Episode, EpisodeStep, SearchContact, StepEntry, User
 from .stages import STAGES, STAGE_OF_CHECKLIST, base_stage
+from .summaries import deferred as summaries_deferred
 
 MAX_OPS = 500
 KINDS = ("step_entry", "search_contact")
@@ -113,7 +114,8 @@ def apply_batch(db_session: Session, user: User, batch, now: datetime) -> dict:
     """
     device_time, ops = check_batch(batch)
     skew = clock.skewed(device_time, now)
-    results = [_apply_op(db_session, user, op, skew) for op in ops]
+    with summaries_deferred(db_session):
+        results = [_apply_op(db_session, user, op, skew) for op in ops]
     for item in batch.get("discarded") or ():
         _audit_discard(db_session, user, item)
     if batch.get("device_id") is not None:

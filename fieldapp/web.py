@@ -22,6 +22,11 @@ CONTENT_SECURITY_POLICY = "; ".join((
 ))
 
 
+# Responses that are the same for every user, so they keep their own caching rules: the static
+# files, and the PWA's worker script and manifest (the worker asks for itself "no-cache").
+NO_PERSONAL_DATA = frozenset({"static", "pwa.service_worker", "pwa.manifest", "pwa.offline_page"})
+
+
 def render(template: str, *, partial: str | None = None, status: int = 200, **context):
     """Render the full page, or only its partial for a real htmx request.
 
@@ -105,8 +110,10 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if current_user.is_authenticated and request.endpoint != "static":
-            # Pages about children must not linger in shared or browser caches.
+        if (current_user.is_authenticated and request.endpoint not in NO_PERSONAL_DATA
+                and "no-store" not in response.headers.get("Cache-Control", "")):
+            # Pages about children must not linger in shared or browser caches. A view may say
+            # more (a photo's "private, no-store"), never less.
             response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -426,7 +426,7 @@ def test_a_correction_supersedes_the_old_entry_and_both_stay_visible(client, epi
                      reason="Report was for the wrong child; police now refuse",
                      ev_escalation_troop="Troop D", ev_escalation_person="Cpl. Hart").status_code == 303
     page = client.get(f"/episodes/{episode.id}").text
-    row = re.search(rf'<li class="step-row state-(\w+)">\s*<a href="/episodes/{episode.id}/steps/{LE}"',
+    row = re.search(rf'<li class="step-row state-(\w+)"[^>]*>\s*<a href="/episodes/{episode.id}/steps/{LE}"',
                     page)
     assert row.group(1) == "attempted"
     assert len(entries(episode.id, LE)) == 3

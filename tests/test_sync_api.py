@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from helpers import fresh, utc
 from fieldapp import db
-from fieldapp.models import (AuditEvent, ClientOp, DeviceCheckin, Episode, SearchContact, StepEntry,
-                             User)
+from fieldapp.models import (AuditEvent, ClientOp, DeviceCheckin, Episode, EpisodeSummary,
+                             SearchContact, StepEntry, User)
 from fieldapp.policy import policy_of
 from fieldapp.stages import ensure_stage
 from fieldapp.sync import apply_batch
@@ -361,13 +361,30 @@ def test_the_offline_list_holds_only_the_workers_open_episodes_and_no_sensitive_
     pages = body["pages"]
     assert f"/episodes/{episode.id}" in pages and f"/episodes/{episode.id}/contacts" in pages
     assert f"/episodes/{episode.id}/steps/report_law_enforcement" in pages
+    assert f"/episodes/{episode.id}/packet?details=skip" in pages  # the child is still missing
     sensitive = [s.key for s in policy_of(episode.policy_version).steps if s.sensitive]
     assert sensitive and not any(page.endswith(f"/steps/{key}") for key in sensitive
                                  for page in pages)
     assert not any(f"/episodes/{theirs.id}" in page for page in pages)
     for page in pages:  # each is a page the worker can open
         assert client.get(page).status_code == 200, page
+    # Once the child is found, the packet (with its photo) is no longer kept.
+    with db.writing() as s:
+        s.get(Episode, episode.id).located_at = clock.now()
+    assert not any("packet" in page for page in client.get("/api/v1/offline").get_json()["pages"])
     # The supervisor reads the team's cases at a desk: nothing for their phone to keep.
     client.post("/logout")
     login(world.sup_a)
     assert client.get("/api/v1/offline").get_json()["pages"] == []
+
+
+def test_a_batch_leaves_each_episodes_summary_row_current(client, world, login, episode, clock):
+    """Summary rows are rewritten once per episode at the end of a batch, in its transaction."""
+    login(world.cw_a)
+    report = step_op(episode, clock)
+    bad = step_op(episode, clock, step_key="report_ncmec", evidence={"method": "Fax"})
+    client.post("/api/v1/sync", json=batch(clock, report, bad, contact_op(episode, clock)))
+    row = fresh().get(EpisodeSummary, episode.id)
+    assert row.report_law_enforcement_at == clock.now() - timedelta(minutes=20)
+    assert row.report_ncmec_at is None
+    assert row.search_contacts_at == clock.now() - timedelta(minutes=15)

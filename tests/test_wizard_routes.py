@@ -74,7 +74,7 @@ def log(episode_id: int, user, purpose: str):
 
 def overview_rows(html: str) -> list[tuple[str, str, str, str]]:
     """(state, step key, "N. title", deadline text) for each step row of the overview."""
-    rows = re.findall(r'<li class="step-row state-(\w+)">\s*<a href="/episodes/\d+/steps/(\w+)">'
+    rows = re.findall(r'<li class="step-row state-(\w+)"[^>]*>\s*<a href="/episodes/\d+/steps/(\w+)">'
                       r'(.*?)</a>.*?<div class="meta">(.*?)</div>\s*</li>', html, re.S)
     return [(state, key, unescape(title), " ".join(unescape(re.sub(r"<[^>]+>", " ", deadline)).split()))
             for state, key, title, deadline in rows]

@@ -6,24 +6,16 @@ security headers and the multi-process SQLite set-up, not the test client's shor
 """
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
+from live import PROJECT_ROOT, Server, init_instance, server_environment
+
 AXE_SCRIPT = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,7 +24,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
          "device_scale_factor": 2}
 BLOCKING_IMPACTS = {"serious", "critical"}
-SERVER_START_SECONDS = 30
 
 # Runs before any page script in every document, so a violation during load is caught too.
 RECORD_CSP_VIOLATIONS = """
@@ -64,96 +55,32 @@ class LiveServer:
     passwords: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _parse_demo_logins(text: str) -> dict[str, str]:
-    """Username to password, from `fieldapp demo`'s lines: role, username, password, (name)."""
-    passwords = {}
-    for line in text.splitlines():
-        words = line.split()
-        if line.startswith(" ") and len(words) >= 4 and words[3].startswith("("):
-            passwords[words[1]] = words[2]
-    return passwords
-
-
-def _gunicorn_command(address: str) -> list[str]:
-    command = [str(VENV_BIN / "gunicorn"), "-w", "2", "-b", address]
-    # Since 25.1 gunicorn opens a control socket at one fixed path per user, which two test runs
-    # (or a test run and `make run`) would fight over; older versions have no such socket or flag.
-    release = tuple(int(part) for part in version("gunicorn").split(".")[:2] if part.isdigit())
-    if release >= (25, 1):
-        command.append("--no-control-socket")
-    return command + ["fieldapp:create_app()"]
-
-
-def _server_environment(instance_path: Path, database_path: Path) -> dict[str, str]:
-    # Settings from the developer's shell (a debug flag, another database) must not leak in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDAPP_")}
-    env.update(FIELDAPP_INSTANCE_PATH=str(instance_path),
-               FIELDAPP_DATABASE_URL=f"sqlite:///{database_path}",
-               FIELDAPP_SECRET_KEY=secrets.token_hex(32),
-               FIELDAPP_AUDIT_KEY=secrets.token_hex(32))
-    return env
-
-
-def _wait_until_serving(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer within {SERVER_START_SECONDS} s")
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     instance_path = tmp_path_factory.mktemp("live-instance")
     database_path = instance_path / "fieldapp.sqlite3"
-    env = _server_environment(instance_path, database_path)
-
-    init = subprocess.run([str(VENV_BIN / "fieldapp"), "init"], env=env, cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=120)
-    if init.returncode != 0:
-        pytest.fail(f"`fieldapp init` failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
-    passwords = _parse_demo_logins((instance_path / "demo-logins.txt").read_text())
-    assert "caseworker" in passwords, "demo-logins.txt has no caseworker login"
-
-    address = f"127.0.0.1:{_free_port()}"
-    url = f"http://{address}"
-    log_path = instance_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(_gunicorn_command(address), env=env, cwd=PROJECT_ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=log)
+    env = server_environment(instance_path, f"sqlite:///{database_path}")
     try:
-        try:
-            _wait_until_serving(url, server)
-        except RuntimeError as problem:
-            print(log_path.read_text(errors="replace"), file=sys.stderr)
-            pytest.fail(f"The live server did not start: {problem} (log above)")
-        yield LiveServer(url, instance_path, database_path, passwords)
+        passwords = init_instance(env)
+    except RuntimeError as problem:
+        pytest.fail(str(problem))
+    assert "caseworker" in passwords, "demo-logins.txt has no caseworker login"
+    server = Server(env)
+    try:
+        server.start()
+    except RuntimeError as problem:
+        print((instance_path / "gunicorn.log").read_text(errors="replace"), file=sys.stderr)
+        pytest.fail(f"The live server did not start: {problem} (log above)")
+    try:
+        yield LiveServer(server.url, instance_path, database_path, passwords)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make chromium`")
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-packages`")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                              args=CHROMIUM_ARGS)
@@ -161,9 +88,9 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def _phone_context(browser: Browser, live_server: LiveServer, *,
-                   bypass_csp: bool) -> BrowserContext:
-    context = browser.new_context(base_url=live_server.url, bypass_csp=bypass_csp, **PHONE)
+def phone_context(browser: Browser, url: str, *, bypass_csp: bool) -> BrowserContext:
+    """A phone-sized browser context on the server at ``url``."""
+    context = browser.new_context(base_url=url, bypass_csp=bypass_csp, **PHONE)
     # Fail in seconds, not Playwright's default 30, so a broken page does not stall the suite.
     context.set_default_timeout(10_000)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
@@ -173,7 +100,7 @@ def _phone_context(browser: Browser, live_server: LiveServer, *,
 @pytest.fixture
 def page(browser, live_server) -> Iterator[Page]:
     """A fresh phone with no cookies. CSP is bypassed so that axe can be injected into pages."""
-    context = _phone_context(browser, live_server, bypass_csp=True)
+    context = phone_context(browser, live_server.url, bypass_csp=True)
     yield context.new_page()
     context.close()
 
@@ -185,7 +112,7 @@ def new_phone(browser, live_server) -> Iterator[Callable[[], Page]]:
     contexts: list[BrowserContext] = []
 
     def open_phone() -> Page:
-        context = _phone_context(browser, live_server, bypass_csp=True)
+        context = phone_context(browser, live_server.url, bypass_csp=True)
         contexts.append(context)
         return context.new_page()
     yield open_phone
@@ -196,7 +123,7 @@ def new_phone(browser, live_server) -> Iterator[Callable[[], Page]]:
 @pytest.fixture
 def strict_page(browser, live_server) -> Iterator[Page]:
     """A fresh phone that enforces the app's CSP, so violations really fire (no axe here)."""
-    context = _phone_context(browser, live_server, bypass_csp=False)
+    context = phone_context(browser, live_server.url, bypass_csp=False)
     yield context.new_page()
     context.close()
 
