@@ -312,13 +312,17 @@ def record_sha256(record: dict) -> str:
 
 class StaticFiles(URLFetcher):
     """A WeasyPrint fetcher that serves the app's static files from disk and refuses anything
-    else: no network, no file: URLs, nothing outside the static folder."""
+    else: no network, no file: URLs, nothing outside the static folder. ``extra`` maps addresses
+    under BASE_URL to (bytes, content type) made for this one document: a photo, a chart."""
 
-    def __init__(self, folder: str, prefix: str):
+    def __init__(self, folder: str, prefix: str, extra: dict[str, tuple[bytes, str]] | None = None):
         super().__init__(fail_on_errors=False)
-        self.folder, self.prefix = folder, prefix
+        self.folder, self.prefix, self.extra = folder, prefix, extra or {}
 
     def fetch(self, url, headers=None):
+        if url in self.extra:
+            data, content_type = self.extra[url]
+            return URLFetcherResponse(url, data, {"Content-Type": content_type})
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}/"
         if origin != BASE_URL or not parts.path.startswith(self.prefix):
@@ -330,10 +334,11 @@ class StaticFiles(URLFetcher):
         return URLFetcherResponse(url, Path(path).read_bytes(), {"Content-Type": content_type})
 
 
-def static_files() -> StaticFiles:
-    return StaticFiles(current_app.static_folder, url_for("static", filename=""))
+def static_files(extra: dict[str, tuple[bytes, str]] | None = None) -> StaticFiles:
+    return StaticFiles(current_app.static_folder, url_for("static", filename=""), extra)
 
 
-def render_pdf(html: str) -> bytes:
-    """The PDF of a rendered record page. Slow: never inside a write transaction."""
-    return HTML(string=html, base_url=BASE_URL, url_fetcher=static_files()).write_pdf()
+def render_pdf(html: str, extra: dict[str, tuple[bytes, str]] | None = None) -> bytes:
+    """The PDF of a rendered page, with ``extra`` files (see StaticFiles). Slow: never inside a
+    write transaction."""
+    return HTML(string=html, base_url=BASE_URL, url_fetcher=static_files(extra)).write_pdf()

@@ -65,6 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest request body accepted, in bytes (roster files and photos).", int),
     Setting("FIELDAPP_OFFLINE_HOURS", "OFFLINE_HOURS", 12,
             "Hours a phone keeps its cached case pages without checking in; then they are wiped.", int),
+    Setting("FIELDAPP_AGENCY_24H_PHONE", "AGENCY_24H_PHONE", "",
+            "The agency's 24-hour number, printed on the report packet for law enforcement and NCMEC."),
     Setting("FIELDAPP_RELEASE", "RELEASE", "",
             "A label for this deployment; a new one makes phones install a new service worker.", str),
 )

@@ -1,0 +1,1 @@
+"""The ``profiles`` blueprint: a child's identification profile, photos and report packet."""
