@@ -85,6 +85,8 @@ test: install system-packages
 bench: install
 	$(BIN)/python bench/pdf_bench.py
 	$(BIN)/python bench/sync_bench.py
+	$(BIN)/python bench/packet_bench.py
+	$(BIN)/python bench/compliance_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

@@ -15,10 +15,8 @@ import argparse
 import gc
 import io
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,7 +26,8 @@ from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from werkzeug.security import generate_password_hash
 
-from fieldapp import create_app, db, identification, migrate, photos
+from common import sqlite_bench_app
+from fieldapp import db, identification, photos
 from fieldapp.accounts import create_user, get_or_create_team
 from fieldapp.clock import FixedClock
 from fieldapp.episodes import mark_located, mark_returned, open_episode
@@ -127,14 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="also write the PDF here")
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="fieldapp-packet-bench-"))
-    url = f"sqlite:///{folder / 'bench.sqlite3'}"
-    migrate.upgrade(url)
     clock = FixedClock(NOW)
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "CLOCK": clock,
-                      "SECRET_KEY": secrets.token_hex(16), "AUDIT_KEY": secrets.token_hex(16),
-                      "INSTANCE_PATH": str(folder / "instance"), "WTF_CSRF_ENABLED": False,
-                      "AGENCY_24H_PHONE": "417-555-0000"})
+    app, _folder = sqlite_bench_app("packet-bench", clock, TESTING=True, WTF_CSRF_ENABLED=False,
+                                    AGENCY_24H_PHONE="417-555-0000")
     episode_id = build(app, clock)
     client = app.test_client()
     response = client.post("/login", data={"username": "bench.worker", "password": PASSWORD})

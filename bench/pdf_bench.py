@@ -18,10 +18,8 @@ import argparse
 import gc
 import io
 import platform
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -31,7 +29,8 @@ import weasyprint
 from pypdf import PdfReader
 from werkzeug.security import generate_password_hash
 
-from fieldapp import create_app, db, migrate, pdf
+from common import sqlite_bench_app
+from fieldapp import db, pdf
 from fieldapp.accounts import create_user, get_or_create_team
 from fieldapp.checklists import record_item, step_views
 from fieldapp.clock import FixedClock
@@ -173,13 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="also write the PDF here")
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="fieldapp-bench-"))
-    url = f"sqlite:///{folder / 'bench.sqlite3'}"
-    migrate.upgrade(url)
     clock = FixedClock(T0)
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "CLOCK": clock,
-                      "SECRET_KEY": secrets.token_hex(16), "AUDIT_KEY": secrets.token_hex(16),
-                      "INSTANCE_PATH": str(folder / "instance"), "WTF_CSRF_ENABLED": False})
+    app, _folder = sqlite_bench_app("pdf-bench", clock, TESTING=True, WTF_CSRF_ENABLED=False)
     episode_id, username = build_full_episode(app, clock)
     clock.set(T2 + timedelta(days=2))
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import secrets
 import statistics
 import sys
 import tempfile
@@ -27,11 +26,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
-from fieldapp import create_app, db, migrate
+from common import DEFAULT_POSTGRES, bench_app, postgres_database
+from fieldapp import db
 from fieldapp.accounts import create_user, get_or_create_team
 from fieldapp.clock import FixedClock
 from fieldapp.episodes import open_episode
@@ -47,7 +45,6 @@ BATCH = 500
 TARGET_OPS_PER_SECOND = 400
 PASSWORD = "benchmark password, not a secret"
 NOW = datetime(2026, 3, 2, 20, tzinfo=UTC)
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def build_episodes(app) -> list[int]:
@@ -120,10 +117,8 @@ def send(client, ops: list[dict], token: str) -> tuple[float, dict[str, int]]:
 
 
 def measure(name: str, url: str, runs: int) -> None:
-    migrate.upgrade(url)
-    folder = Path(tempfile.mkdtemp(prefix="fieldapp-bench-"))
-    app = create_app({"DATABASE_URL": url, "CLOCK": FixedClock(NOW), "SECRET_KEY": secrets.token_hex(16),
-                      "AUDIT_KEY": secrets.token_hex(16), "INSTANCE_PATH": str(folder)})
+    folder = Path(tempfile.mkdtemp(prefix="fieldapp-sync-bench-"))
+    app = bench_app(url, FixedClock(NOW), folder)
     episode_ids = build_episodes(app)
     client = app.test_client()
     client.post("/login", data={"username": "bench.worker", "password": PASSWORD,
@@ -167,25 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"sync_bench: python {platform.python_version()}, {platform.machine()}, "
           f"{os.cpu_count()} cores, {EPISODES} episodes, batches of {BATCH}")
-    folder = Path(tempfile.mkdtemp(prefix="fieldapp-bench-"))
+    folder = Path(tempfile.mkdtemp(prefix="fieldapp-sync-bench-"))
     measure("sqlite", f"sqlite:///{folder / 'sync.sqlite3'}", args.runs)
-    if args.no_postgres:
-        return 0
-    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-    name = f"fieldapp_sync_bench_{os.getpid()}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as problem:  # noqa: BLE001 - the bench says why it skipped PostgreSQL
-        print(f"sync_bench: PostgreSQL skipped, {args.postgres} is not usable: {problem}")
-        return 0
-    try:
-        url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
-        measure("postgresql", url, args.runs)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    if not args.no_postgres:
+        with postgres_database(args.postgres, "sync_bench") as url:
+            if url is not None:
+                measure("postgresql", url, args.runs)
     return 0
 
 

@@ -62,4 +62,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(reports_bp)
     from .api import bp as api_bp
     app.register_blueprint(api_bp)
+    from .profiles.views import bp as profiles_bp
+    app.register_blueprint(profiles_bp)
+    from .pwa import bp as pwa_bp
+    app.register_blueprint(pwa_bp)
+    from .compliance.views import bp as compliance_bp
+    app.register_blueprint(compliance_bp)
     return app

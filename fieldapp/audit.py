@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Engine, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, joinedload
 
 from . import clock
@@ -95,13 +96,33 @@ def record_event(db_session: Session, actor: User | None, action: str, entity: s
     event = AuditEvent(at=clock.now(), actor_id=actor.id if actor else None, action=action,
                        entity=entity, entity_id=None if entity_id is None else str(entity_id),
                        child_id=child_id, details=json.dumps(details, sort_keys=True))
-    last_seq, last_hash = _lock_head(db_session)
+    last_seq, last_hash = db_session.info.get(_HEAD_HELD) or _lock_head(db_session)
     event.seq = last_seq + 1
     event.hash = link_hash(audit_key(), event, last_hash)
     db_session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID)
                        .values(last_seq=event.seq, last_hash=event.hash))
     db_session.add(event)
+    db_session.info[_HEAD_HELD] = (event.seq, event.hash)
     return event
+
+
+# The head as this transaction last wrote it. Once the head is locked, it stays locked until the
+# transaction ends (PostgreSQL keeps a row lock taken inside a released savepoint; SQLite's
+# BEGIN IMMEDIATE holds the whole file), so no other writer can move it: a batch of many events
+# (a phone's sync) reads it once. Any rollback, a savepoint's included, may have undone the
+# head's update, and the end of the transaction gives the lock up: both forget it.
+_HEAD_HELD = "fieldapp.audit.head_held"
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_head_after_rollback(db_session: Session, _previous) -> None:
+    db_session.info.pop(_HEAD_HELD, None)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_head_at_the_end(db_session: Session, transaction) -> None:
+    if transaction.parent is None:
+        db_session.info.pop(_HEAD_HELD, None)
 
 
 def _lock_head(db_session: Session) -> tuple[int, str]:

@@ -19,6 +19,7 @@ from .client_ops import Claim, claim, store_response
 from .contacts import STEP_FOR_PURPOSE
 from .episodes import schedule
 from .stages import stage_for_entry
+from .summaries import refresh as refresh_summary
 from .models import Episode, EpisodeStep, StepEntry, User
 from .policy import EvidenceField, Policy, Step, policy_of
 
@@ -314,6 +315,7 @@ def record_item(db_session: Session, episode: Episode, step_key: str, actor: Use
     db_session.add(entry)
     db_session.flush()
     schedule(db_session, episode)  # steps anchored on this one get their deadline now
+    refresh_summary(db_session, episode)
     store_response(db_session, client_uuid, {"entry_id": entry.id, "step": step_key})
     sensitive = {"evidence": entry.evidence} if view.spec.sensitive else {}
     record_event(db_session, actor, "checklist.record_item", "step_entry", entry.id,

@@ -170,3 +170,128 @@ def verify_audit_command():
     if not report.intact:
         raise click.ClickException(str(report))
     click.echo(str(report))
+
+
+@main.group("summaries")
+def summaries_group():
+    """The per-episode summary rows that the compliance measures read."""
+
+
+@summaries_group.command("rebuild")
+def summaries_rebuild():
+    """Rewrite every episode's summary row from its records (after an upgrade or an import)."""
+    from .summaries import episode_id_batches, rebuild
+    written = 0
+    for batch in episode_id_batches(db.session()):
+        with db.writing() as s:
+            written += rebuild(s, batch)
+        db.session().expire_all()  # keep memory flat over a national-size table
+    click.echo(f"Summaries rebuilt: {written} episode(s).")
+
+
+@main.command("compliance")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="First day of the period (T0 on or after it, agency time).")
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="Last day of the period (T0 on or before it); S1 counts statuses on it.")
+@click.option("--cohort-date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Count the point-in-time cohort instead: episodes missing at the close of this day.")
+@click.option("--per-child", is_flag=True, help="A child counts once, if any episode matches.")
+@click.option("--min-days", type=click.IntRange(min=1), default=None,
+              help="Leave out absences shorter than this many days.")
+@click.option("--team", "team_name", default=None, help="Only this team (default: the agency).")
+@click.option("--format", "output", type=click.Choice(["json", "csv", "pdf"]), default="json")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="With --format pdf: the file to write the PDF to.")
+@click.option("--drill-down", "drill", default=None, metavar="MEASURE",
+              help="Print the episode ids behind MEASURE's count instead (child ids for S1).")
+def compliance_command(start, end, cohort_date, per_child, min_days, team_name, output, out_path,
+                       drill):
+    """The audit's compliance measures (docs/measures.md) over the per-episode summaries."""
+    import json
+    from sqlalchemy import select
+    from .compliance.query import Population
+    from .compliance.specs import BY_KEY
+    from .compliance.summary import CSV_COLUMNS, compliance_summary, csv_rows, drill_down
+    from .csv_safe import csv_text
+    from .models import Team
+    if start > end:
+        raise click.BadParameter("--from is after --to.", param_hint="--from")
+    team_id = None
+    if team_name:
+        team_id = db.session().scalar(select(Team.id).where(Team.name == team_name))
+        if team_id is None:
+            raise click.BadParameter(f"no team is called {team_name!r}.", param_hint="--team")
+    pop = Population(start.date(), end.date(), cohort_date.date() if cohort_date else None,
+                     per_child, min_days, team_id)
+    if drill:
+        if drill not in BY_KEY:
+            raise click.BadParameter(f"choose one of {', '.join(BY_KEY)}.", param_hint="--drill-down")
+        click.echo("\n".join(str(i) for i in drill_down(db.session(), pop, drill)))
+        return
+    summary = compliance_summary(db.session(), pop)
+    if output == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    if output == "pdf":
+        if out_path is None:
+            raise click.BadParameter("a PDF needs --out FILE.", param_hint="--out")
+        from .compliance.report import compliance_pdf
+        with current_app.test_request_context():  # url_for and the page context need a request
+            document = compliance_pdf(db.session(), pop, summary)
+        Path(out_path).write_bytes(document)
+        click.echo(f"Wrote {out_path} ({len(document) // 1024} KiB).")
+        return
+    click.echo(csv_text(CSV_COLUMNS, csv_rows(summary)), nl=False)
+
+
+@main.command("reconciliation")
+@click.option("--format", "output", type=click.Choice(["json", "csv"]), default="json")
+def reconciliation_command(output):
+    """The children whose status here differs from FACES's last imported living arrangement."""
+    import json
+    from .csv_safe import csv_text
+    from .reconciliation import CSV_COLUMNS, csv_rows, differences
+    rows = csv_rows(differences(db.session()))
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(csv_text(CSV_COLUMNS, rows), nl=False)
+
+
+@main.command("export-sqlite")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--deidentified", is_flag=True,
+              help="No names, free text or contact names; ages, not dates of birth; "
+                   "pseudonyms, not case ids.")
+def export_sqlite_command(out, deidentified):
+    """Write episodes, steps, contacts and measures to a SQLite file for Datasette."""
+    from .exports import expected_rows, export_sqlite, record_export
+    db_session = db.session()
+    with click.progressbar(length=expected_rows(db_session), label="Exporting",
+                           file=sys.stderr) as bar:
+        report = export_sqlite(db_session, out, deidentified=deidentified, progress=bar.update)
+    with db.writing() as s:
+        record_export(s, None, report)
+    click.echo(report.summary)
+
+
+@main.command("import-history")
+@click.argument("jsonl_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_history_command(jsonl_file):
+    """Load past records from the old system (JSON Lines, docs/import-format.md): every line is
+    checked first, nothing is written unless all are good, and a re-import changes nothing."""
+    import hashlib
+    from .history_import import HistoryInvalid, import_history, read_file
+    raw = jsonl_file.read_bytes()
+    try:
+        with db.writing() as s:
+            records = read_file(s, raw)
+            with click.progressbar(length=len(records), label="Importing", file=sys.stderr) as bar:
+                report = import_history(s, records, None, sha256=hashlib.sha256(raw).hexdigest(),
+                                        progress=bar.update)
+    except HistoryInvalid as invalid:
+        for problem in invalid.problems:
+            click.echo(f"{jsonl_file}: {problem}", err=True)
+        raise click.ClickException(f"{len(invalid.problems)} problem(s); nothing was imported.")
+    click.echo(f"History imported: {report.summary}.")

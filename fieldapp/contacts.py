@@ -16,6 +16,7 @@ from .client_ops import Claim, claim, store_response
 from .deadlines import monthly_windows, next_monthly_due
 from .episodes import EpisodeInvalid
 from .models import Episode, EpisodeStep, SearchContact, User
+from .summaries import refresh as refresh_summary
 
 RELATIONSHIPS = {"parent": "Parent", "relative": "Relative", "friend": "Friend", "school": "School",
                  "counselor": "Counselor", "provider": "Placement provider",
@@ -83,6 +84,7 @@ def log_contact(db_session: Session, episode: Episode, actor: User, *, person: s
                             client_uuid=client_uuid, clock_skew=clock_skew)
     db_session.add(contact)
     db_session.flush()
+    refresh_summary(db_session, episode)
     store_response(db_session, client_uuid, {"contact_id": contact.id})
     record_event(db_session, actor, "contact.log", "search_contact", contact.id,
                  child_id=episode.child_id,

@@ -18,6 +18,7 @@ from .deadlines import deadline_for
 from .models import Child, Episode, EpisodeStep, InfoEvent, Placement, User
 from .policy import in_force_at, policy_of
 from .stages import ensure_stage
+from .summaries import refresh as refresh_summary
 from .status import StatusChangeInvalid, UnapprovedLocation, change_status
 from .vocabulary import MISSING_STATUSES, PLACEMENT_SETTINGS, STATUSES
 
@@ -194,6 +195,9 @@ def open_episode(db_session: Session, child: Child, actor: User, *, status: str,
     ensure_stage(db_session, episode, "initial_response")
     if previous is not None and previous.ended_at is not None:
         ensure_stage(db_session, previous, "closure")
+    if previous is not None:
+        refresh_summary(db_session, previous)
+    refresh_summary(db_session, episode)
     record_event(db_session, actor, "episode.open", "episode", episode.id, child_id=child.id,
                  changes={"discovered_at": discovered_at, "policy": version.key,
                           "previous_episode_id": previous.id if previous else None})
@@ -234,6 +238,7 @@ def mark_located(db_session: Session, episode: Episode, actor: User, *, located_
     change_status(db_session, episode.child, actor, status, located_at, note, location)
     schedule(db_session, episode)
     ensure_stage(db_session, episode, "return")
+    refresh_summary(db_session, episode)
     record_event(db_session, actor, "episode.located", "episode", episode.id,
                  child_id=episode.child_id, changes={"located_at": located_at,
                                                      "located_where": located_where})
@@ -274,6 +279,7 @@ def mark_returned(db_session: Session, episode: Episode, actor: User, *, returne
     change_status(db_session, child, actor, "in_placement", returned_at, note)
     schedule(db_session, episode)
     ensure_stage(db_session, episode, "closure")
+    refresh_summary(db_session, episode)
     record_event(db_session, actor, "episode.returned", "episode", episode.id, child_id=child.id,
                  changes={"returned_at": returned_at, "setting": setting})
     return episode
@@ -310,6 +316,7 @@ def release_from_custody(db_session: Session, episode: Episode, actor: User, *,
     db_session.flush()
     schedule(db_session, episode)
     ensure_stage(db_session, episode, "closure")
+    refresh_summary(db_session, episode)
     record_event(db_session, actor, "episode.released", "episode", episode.id,
                  child_id=episode.child_id, changes={"released_at": released_at,
                                                      "court_order_date": court_order_date,
@@ -335,6 +342,7 @@ def record_info_event(db_session: Session, episode: Episode, actor: User, kind: 
     db_session.add(event)
     db_session.flush()
     schedule(db_session, episode)
+    refresh_summary(db_session, episode)
     record_event(db_session, actor, "episode.info_event", "info_event", event.id,
                  child_id=episode.child_id, changes={"kind": kind,
                                                      "info_received_at": info_received_at})

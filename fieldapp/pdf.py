@@ -202,6 +202,7 @@ def _entry(entry: StepEntry, spec: Step, policy: Policy, *, withheld: bool, quie
         "recorded_by": entry.recorded_by.display_name if entry.recorded_by else "import",
         "superseded": superseded, "corrects_earlier": entry.supersedes_id is not None,
         "late_entry": late_entry(entry), "clock_skew": bool(entry.clock_skew),
+        "imported": bool(entry.imported),
         "reason": reason, "withheld": withheld, "evidence": evidence,
         "narrative_omitted": quiet and not withheld,
     }

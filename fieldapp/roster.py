@@ -18,11 +18,15 @@ from . import clock
 from .audit import record_event
 from .caseloads import reassign_child
 from .models import Child, Placement, User
+from .reconciliation import FACES_ARRANGEMENTS, arrangement_key, record_arrangement
 from .status import record_initial_status
+from .summaries import refresh_child
 from .vocabulary import PLACEMENT_SETTINGS, SEXES
 
 COLUMNS = ("case_id", "first_name", "last_name", "date_of_birth", "sex", "county",
            "caseworker_username", "placement_setting", "placement_provider", "placement_started_on")
+# May be left out, so files made before the column existed still import; an empty cell says nothing.
+OPTIONAL_COLUMNS = ("living_arrangement",)
 MAX_ROWS = 50_000
 
 
@@ -39,6 +43,7 @@ class RosterRow:
     placement_setting: str
     placement_provider: str
     placement_started_on: date
+    living_arrangement: str | None = None  # a FACES_ARRANGEMENTS key, when the file gives one
 
 
 @dataclass
@@ -90,7 +95,7 @@ def parse_roster(db_session: Session, raw: bytes) -> list[RosterRow]:
         if count > MAX_ROWS:
             problems.append(f"line {number}: the file has more than {MAX_ROWS} rows; split it")
             break
-        values = {c: (record.get(c) or "").strip() for c in COLUMNS}
+        values = {c: (record.get(c) or "").strip() for c in COLUMNS + OPTIONAL_COLUMNS}
         before = len(problems)
         blank = [c for c in COLUMNS if not values[c]]
         if blank:
@@ -118,11 +123,15 @@ def parse_roster(db_session: Session, raw: bytes) -> list[RosterRow]:
         if worker is None:
             problems.append(f"line {number}: caseworker_username {values['caseworker_username']!r} "
                             "is not an active caseworker")
+        arrangement = arrangement_key(values["living_arrangement"])
+        if values["living_arrangement"] and arrangement is None:
+            problems.append(f"line {number}: living_arrangement {values['living_arrangement']!r} "
+                            f"is not one of {', '.join(FACES_ARRANGEMENTS)} (or AFCARS 12, 13)")
         if len(problems) == before:
             rows.append(RosterRow(number, values["case_id"], values["first_name"],
                                   values["last_name"], born, values["sex"].upper(),
                                   values["county"], worker, values["placement_setting"],
-                                  values["placement_provider"], started))
+                                  values["placement_provider"], started, arrangement))
     if problems:
         raise RosterInvalid(problems)
     if not rows:
@@ -143,6 +152,9 @@ def _apply_row(db_session: Session, row: RosterRow, actor: User | None) -> str:
                                  started_on=row.placement_started_on, created_at=clock.now()))
         record_initial_status(db_session, child, "in_placement",
                               clock.local_midnight(row.placement_started_on), actor, "Roster import")
+        if row.living_arrangement:
+            db_session.flush()  # the child's id
+            record_arrangement(db_session, child.id, row.living_arrangement)
         return "created"
     changed = False
     for name in ("first_name", "last_name", "date_of_birth", "sex", "county"):
@@ -161,7 +173,15 @@ def _apply_row(db_session: Session, row: RosterRow, actor: User | None) -> str:
                                  provider_name=row.placement_provider,
                                  started_on=row.placement_started_on, created_at=clock.now()))
         changed = True
-    return "updated" if changed else "unchanged"
+    if changed:
+        # A new placement can change the child's risk at the T0 of past episodes (six or more
+        # placements, a congregate setting), which the measures read from the summary rows.
+        db_session.flush()
+        refresh_child(db_session, child.id)
+    # FACES's arrangement is only stored, for reconciliation: an import never changes a status.
+    moved = bool(row.living_arrangement) and record_arrangement(db_session, child.id,
+                                                                row.living_arrangement)
+    return "updated" if changed or moved else "unchanged"
 
 
 def import_roster(db_session: Session, raw: bytes, actor: User | None) -> RosterReport:

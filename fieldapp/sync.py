@@ -114,8 +114,11 @@ def apply_batch(db_session: Session, user: User, batch, now: datetime) -> dict:
     """
     device_time, ops = check_batch(batch)
     skew = clock.skewed(device_time, now)
+    # The episodes this user may work, checked once per batch: one transaction cannot see the
+    # answer change, and holding them keeps them (and their children) in the session.
+    workable: dict[int, Episode] = {}
     with summaries_deferred(db_session):
-        results = [_apply_op(db_session, user, op, skew) for op in ops]
+        results = [_apply_op(db_session, user, op, skew, workable) for op in ops]
     for item in batch.get("discarded") or ():
         _audit_discard(db_session, user, item)
     if batch.get("device_id") is not None:
@@ -144,14 +147,15 @@ def _audit_discard(db_session: Session, user: User, item: dict) -> None:
                      changes={**described, "discarded_at": parse_instant(item["discarded_at"])})
 
 
-def _apply_op(db_session: Session, user: User, op, skew: bool) -> dict:
+def _apply_op(db_session: Session, user: User, op, skew: bool, workable: dict) -> dict:
     op_uuid = op.get("uuid") if isinstance(op, dict) else None
     result: dict = {"uuid": op_uuid if isinstance(op_uuid, str) else None}
     try:
         kind, checked_uuid, episode_id, arguments = _check_op(op)
         result["uuid"] = checked_uuid
         with db_session.begin_nested():
-            result.update(_run(db_session, user, kind, checked_uuid, episode_id, arguments, skew))
+            result.update(_run(db_session, user, kind, checked_uuid, episode_id, arguments, skew,
+                               workable))
     except _Rejected as rejected:
         result.update(status="rejected", reason=rejected.reason)
         if rejected.errors:
@@ -263,13 +267,16 @@ def _check_op(op) -> tuple[str, str, int, dict]:
 
 
 def _run(db_session: Session, user: User, kind: str, op_uuid: str, episode_id: int,
-         arguments: dict, skew: bool) -> dict:
-    try:
-        episode = access.episode_for(db_session, user, episode_id, write=True)
-    except Forbidden as forbidden:
-        raise _Conflict(forbidden.description) from None
-    except NotFound:
-        _lost_case(db_session, user, kind, op_uuid, episode_id)
+         arguments: dict, skew: bool, workable: dict) -> dict:
+    episode = workable.get(episode_id)
+    if episode is None:
+        try:
+            episode = access.episode_for(db_session, user, episode_id, write=True)
+        except Forbidden as forbidden:
+            raise _Conflict(forbidden.description) from None
+        except NotFound:
+            _lost_case(db_session, user, kind, op_uuid, episode_id)
+        workable[episode_id] = episode
     _check_policy_version(episode, arguments.pop("policy_version"))
     if kind == "step_entry":
         view = view_of(episode, arguments["step_key"])

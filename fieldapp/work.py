@@ -4,13 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, selectinload
 
 from . import clock
 from .checklists import StepView, is_overdue, positive_screen, step_views
 from .access import caseload_condition
-from .models import Child, Episode, EpisodeStep, User
+from .models import Child, Episode, EpisodeStep, ImportKey, User
 
 
 @dataclass
@@ -28,10 +28,12 @@ class Work:
 
 
 def _episodes_query_all():
-    """Episodes with steps still to work: open ones, and ended ones whose return steps remain."""
+    """Episodes with steps still to work: open ones, and ended ones whose return steps remain,
+    unless they came over ended from the old system: that history is measured, not worked."""
+    imported = exists().where(ImportKey.kind == "episode", ImportKey.local_id == Episode.id)
+    ended_here = Episode.end_reason.in_(("returned_to_care", "released_from_custody")) & ~imported
     return (select(Episode).join(Child, Child.id == Episode.child_id)
-             .where((Episode.ended_at.is_(None)) | (Episode.end_reason == "returned_to_care")
-                    | (Episode.end_reason == "released_from_custody"))
+             .where(Episode.ended_at.is_(None) | ended_here)
              .options(selectinload(Episode.steps).selectinload(EpisodeStep.entries),
                       selectinload(Episode.contacts), selectinload(Episode.child))
              .order_by(Episode.discovered_at))

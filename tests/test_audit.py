@@ -107,6 +107,29 @@ def test_several_events_in_one_write_and_a_rolled_back_write_leave_no_gap(app, r
     assert verify(runner).output == "audit chain intact: 3 events\n"
 
 
+def test_a_savepoint_rolled_back_between_events_leaves_no_gap(app, runner):
+    """A sync batch writes many events in one transaction and rolls back a bad op's savepoint;
+    the head is read once per transaction, so a rollback must make it be read again."""
+    with db.writing() as s:
+        record_event(s, None, "first", "thing", 1)
+        with pytest.raises(RuntimeError):
+            with s.begin_nested():
+                record_event(s, None, "rolled.back", "thing", 2)
+                record_event(s, None, "rolled.back.too", "thing", 3)
+                raise RuntimeError("a bad op")
+        record_event(s, None, "second", "thing", 4)
+        with s.begin_nested():
+            record_event(s, None, "third", "thing", 5)
+        record_event(s, None, "fourth", "thing", 6)
+    with db.writing() as s:
+        record_event(s, None, "fifth", "thing", 7)
+
+    assert [(e.seq, e.action) for e in chain()] == [
+        (1, "first"), (2, "second"), (3, "third"), (4, "fourth"), (5, "fifth")]
+    assert head()[0] == 5
+    assert verify(runner).output == "audit chain intact: 5 events\n"
+
+
 def test_sensitive_values_and_blobs_are_stored_as_hashes_and_times_in_utc(app):
     reason = "Staying with her uncle on Elm Street"
     pdf = b"%PDF-1.7 the whole record"

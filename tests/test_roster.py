@@ -4,14 +4,15 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from fieldapp.models import AuditEvent, Child, Handover, Placement, StatusChange
-from fieldapp.roster import COLUMNS
+from fieldapp.models import (AuditEvent, Child, EpisodeSummary, FacesArrangement, Handover,
+                             Placement, StatusChange)
+from fieldapp.roster import COLUMNS, OPTIONAL_COLUMNS
 from fieldapp.vocabulary import PLACEMENT_SETTINGS
 
 from helpers import fresh
@@ -243,7 +244,7 @@ def doc_table_keys(heading: str) -> dict[str, str]:
 
 
 def test_the_doc_lists_every_column_and_setting():
-    assert list(doc_table_keys("Columns")) == list(COLUMNS)
+    assert list(doc_table_keys("Columns")) == list(COLUMNS) + list(OPTIONAL_COLUMNS)
     assert doc_table_keys("Placement settings") == PLACEMENT_SETTINGS
 
 
@@ -256,3 +257,34 @@ def test_the_doc_example_imports(runner, make_user, tmp_path):
     result = runner.invoke(args=["import-roster", str(path)])
     assert result.exit_code == 0, result.output
     assert "3 added, 0 updated, 0 unchanged" in result.output
+
+
+def test_a_back_dated_placement_updates_the_risk_at_t0_of_past_episodes(import_file, world,
+                                                                        make_episode, clock):
+    assert import_file(csv_bytes(*ROWS)).ok
+    episode = make_episode(child("R-100"), world.cw_a, t0=clock.now() - timedelta(hours=1))
+    assert fresh().get(EpisodeSummary, episode.id).acf_congregate is False
+    moved = ROWS[0].replace("foster_family_relative,Family home of the Carters,2025-11-01",
+                            "group_home_shelter,Sunrise Shelter,2026-02-27")
+    assert import_file(csv_bytes(moved, *ROWS[1:])).ok
+    # The shelter began before T0, so the child was in a congregate setting when they went missing.
+    assert fresh().get(EpisodeSummary, episode.id).acf_congregate is True
+
+
+def test_a_file_in_the_old_format_still_imports_and_keeps_no_arrangement(import_file):
+    """Rosters exported before the living_arrangement column existed stay valid."""
+    assert "living_arrangement" not in HEADER
+    outcome = import_file(csv_bytes(*ROWS))
+    assert outcome.ok and "3 added, 0 updated, 0 unchanged" in outcome.text
+    assert fresh().scalars(select(FacesArrangement)).all() == []
+
+
+def test_the_living_arrangement_column_is_read_in_any_position(import_file):
+    header = "living_arrangement," + HEADER
+    outcome = import_file(csv_bytes(*("whereabouts_unknown," + row for row in ROWS),
+                                    header=header))
+    assert outcome.ok and "3 added" in outcome.text
+    kept = fresh().scalars(select(FacesArrangement)).all()
+    assert [k.arrangement for k in kept] == ["whereabouts_unknown"] * 3
+    assert child("R-100").status == "in_placement"  # FACES's word is kept, not applied
+

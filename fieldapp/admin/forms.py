@@ -29,3 +29,7 @@ class ReassignForm(FlaskForm):
 
 class RosterForm(FlaskForm):
     file = FileField("Roster CSV file", validators=[FileRequired()])
+
+
+class HistoryForm(FlaskForm):
+    file = FileField("History file (JSON Lines)", validators=[FileRequired()])

@@ -13,10 +13,11 @@ from ..accounts import (AccountError, assign_team, create_user, deactivate, get_
                         hash_password, password_problem, reactivate, revoke_sessions)
 from ..audit import EVENTS_PER_PAGE, EventFilter, detail_lines, find_events
 from ..caseloads import ReassignmentRefused, reassign_child
+from ..history_import import HistoryInvalid, import_file
 from ..models import User
 from ..roster import RosterInvalid, import_roster
 from ..web import render, require_role
-from .forms import NewUserForm, ReassignForm, RosterForm, TeamForm
+from .forms import HistoryForm, NewUserForm, ReassignForm, RosterForm, TeamForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -141,6 +142,25 @@ def roster():
     except RosterInvalid as invalid:
         return render("admin/roster.html", form=form, problems=invalid.problems, status=422)
     return render("admin/roster.html", form=RosterForm(formdata=None), report=report)
+
+
+@bp.route("/history", methods=["GET", "POST"])
+@require_role("administrator")
+def import_history():
+    """Upload a history file (docs/import-format.md); all or nothing, like the CLI."""
+    form = HistoryForm()
+    if not form.validate_on_submit():
+        return render("admin/history.html", form=form, status=422 if form.errors else 200)
+    try:
+        with db.writing() as s:
+            report = import_file(s, form.file.data.read(), current_user)
+    except HistoryInvalid as invalid:
+        return render("admin/history.html", form=form, problems=invalid.problems[:PROBLEMS_SHOWN],
+                      problem_count=len(invalid.problems), status=422)
+    return render("admin/history.html", form=HistoryForm(formdata=None), report=report)
+
+
+PROBLEMS_SHOWN = 500  # a page of problems is enough to fix a file; the CLI prints them all
 
 
 @bp.get("/audit")
