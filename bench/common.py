@@ -7,6 +7,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -14,6 +15,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from fieldapp import create_app, migrate
+from fieldapp.models import Child, Placement
+from fieldapp.status import record_initial_status
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -52,3 +55,19 @@ def postgres_database(admin_url: str, prefix: str) -> Iterator[str | None]:
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def child_in_placement(db_session, worker, now, n: int = 1):
+    """A fictional child of ``worker``'s, in a group home since January 2025 (flushed, so it has
+    its id)."""
+    child = Child(case_id=f"BENCH-{n}", first_name="Bench",
+                  last_name="Child" if n == 1 else f"Child {n}",
+                  date_of_birth=date(2010, 5, 17) + timedelta(days=37 * (n - 1)), sex="F",
+                  county="Greene", caseworker_id=worker.id, created_at=now)
+    db_session.add(child)
+    db_session.add(Placement(child=child, setting="group_home_staff", provider_name="Maple House",
+                             started_on=date(2025, 1, 6), created_at=now))
+    record_initial_status(db_session, child, "in_placement", datetime(2025, 1, 6, 6, tzinfo=UTC),
+                          None, "bench set-up")
+    db_session.flush()
+    return child

@@ -26,14 +26,13 @@ from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from werkzeug.security import generate_password_hash
 
-from common import sqlite_bench_app
+from common import child_in_placement, sqlite_bench_app
 from fieldapp import db, identification, photos
 from fieldapp.accounts import create_user, get_or_create_team
 from fieldapp.clock import FixedClock
 from fieldapp.episodes import mark_located, mark_returned, open_episode
-from fieldapp.models import Child, PacketDetails, Placement
+from fieldapp.models import Child, PacketDetails
 from fieldapp.policy import install_packaged
-from fieldapp.status import record_initial_status
 
 TARGET_SECONDS = 1.5
 PASSWORD = "benchmark password, not a secret"
@@ -78,14 +77,7 @@ def build(app, clock: FixedClock) -> int:
                                  phone="417-555-0101")
             create_user(s, username="bench.supervisor", display_name="Bench Supervisor",
                         role="supervisor", password_hash=hashed, team=team, phone="417-555-0102")
-            child = Child(case_id="BENCH-1", first_name="Bench", last_name="Child",
-                          date_of_birth=date(2010, 5, 17), sex="F", county="Greene",
-                          caseworker_id=worker.id, created_at=clock.now())
-            s.add(child)
-            s.add(Placement(child=child, setting="group_home_staff", provider_name="Maple House",
-                            started_on=date(2025, 1, 6), created_at=clock.now()))
-            record_initial_status(s, child, "in_placement", datetime(2025, 1, 6, 6, tzinfo=UTC),
-                                  None, "bench set-up")
+            child = child_in_placement(s, worker, clock.now())
             s.flush()
             photos.store(s, child, worker, prepared, date(2026, 1, 10))
             for section in identification.SECTIONS:

@@ -29,7 +29,7 @@ import weasyprint
 from pypdf import PdfReader
 from werkzeug.security import generate_password_hash
 
-from common import sqlite_bench_app
+from common import child_in_placement, sqlite_bench_app
 from fieldapp import db, pdf
 from fieldapp.accounts import create_user, get_or_create_team
 from fieldapp.checklists import record_item, step_views
@@ -38,9 +38,8 @@ from fieldapp.contacts import log_contact
 from fieldapp.episodes import mark_located, mark_returned, open_episode
 from fieldapp.reviews import approve_stage, open_steps, submit_stage
 from fieldapp.stages import base_stage
-from fieldapp.models import Child, Episode, Placement, User
+from fieldapp.models import Child, Episode, User
 from fieldapp.policy import install_packaged, policy_of
-from fieldapp.status import record_initial_status
 
 TARGET_SECONDS = 1.0
 TARGET_RATIO = 1.20
@@ -77,14 +76,7 @@ def build_full_episode(app, clock: FixedClock) -> tuple[int, str]:
             worker = create_user(s, username="bench.worker", display_name="Bench Worker",
                                  role="caseworker", password_hash=generate_password_hash(PASSWORD),
                                  team=team)
-            child = Child(case_id="BENCH-1", first_name="Bench", last_name="Child",
-                          date_of_birth=date(2010, 5, 17), sex="F", county="Greene",
-                          caseworker_id=worker.id, created_at=clock.now())
-            s.add(child)
-            s.add(Placement(child=child, setting="group_home_staff", provider_name="Maple House",
-                            started_on=date(2025, 1, 6), created_at=clock.now()))
-            record_initial_status(s, child, "in_placement", datetime(2025, 1, 6, 6, tzinfo=UTC),
-                                  None, "bench set-up")
+            child = child_in_placement(s, worker, clock.now())
         clock.set(T0 + timedelta(minutes=10))
         with db.writing() as s:
             episode = open_episode(s, s.get(Child, child.id), s.merge(worker),

@@ -23,19 +23,18 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from werkzeug.security import generate_password_hash
 
-from common import DEFAULT_POSTGRES, bench_app, postgres_database
+from common import DEFAULT_POSTGRES, bench_app, child_in_placement, postgres_database
 from fieldapp import db
 from fieldapp.accounts import create_user, get_or_create_team
 from fieldapp.clock import FixedClock
 from fieldapp.episodes import open_episode
-from fieldapp.models import Child, Placement
+from fieldapp.models import Episode
 from fieldapp.policy import install_packaged, policy_of
-from fieldapp.status import record_initial_status
 from pdf_bench import evidence_for
 
 EPISODES = 50
@@ -56,14 +55,7 @@ def build_episodes(app) -> list[int]:
                              team=get_or_create_team(s, "Bench team"))
         ids = []
         for n in range(EPISODES):
-            child = Child(case_id=f"BENCH-{n}", first_name="Bench", last_name=f"Child {n}",
-                          date_of_birth=date(2010, 1, 1) + timedelta(days=37 * n), sex="F",
-                          county="Greene", caseworker_id=worker.id, created_at=NOW)
-            s.add(child)
-            s.add(Placement(child=child, setting="group_home_staff", provider_name="Maple House",
-                            started_on=date(2025, 1, 6), created_at=NOW))
-            record_initial_status(s, child, "in_placement", datetime(2025, 1, 6, tzinfo=UTC),
-                                  None, "bench set-up")
+            child = child_in_placement(s, worker, NOW, n + 1)
             episode = open_episode(s, child, worker, status="whereabouts_unknown",
                                    discovered_at=NOW - timedelta(hours=1),
                                    discovered_by_role="placement_provider",
@@ -76,7 +68,6 @@ def build_episodes(app) -> list[int]:
 def outbox(app, episode_ids: list[int]) -> list[dict]:
     """The phone's queued operations, fresh UUIDs each time, as the page's script builds them."""
     with app.app_context():
-        from fieldapp.models import Episode
         episode = db.session().get(Episode, episode_ids[0])
         policy = policy_of(episode.policy_version)
         version = episode.policy_version.key
