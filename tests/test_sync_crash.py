@@ -14,29 +14,13 @@ import urllib.error
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from fieldapp.models import ClientOp, SearchContact
 from live import Browserless, Server, init_instance, server_environment
 
 BATCH_OPS = 300
 KILL_AFTER_SECONDS = (0.05, 0.15, 0.3, 0.5, 0.8, 1.2)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server_database(request, tmp_path):
-    """An empty database of each kind for a live server; `fieldapp init` migrates it."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fieldapp.sqlite3'}"
-        return
-    admin = request.getfixturevalue("postgres_admin")
-    name = f"fieldapp_crash_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    yield admin.url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def contact_ops(episode_id: int, count: int) -> list[dict]:
@@ -57,10 +41,11 @@ def _send_and_record(phone: Browserless, batch: dict, outcome: dict) -> None:
 
 
 def test_a_server_killed_mid_batch_stores_every_op_exactly_once_after_the_replay(
-        tmp_path, server_database):
+        tmp_path, empty_db_url):
+    """``empty_db_url``: an empty database of each kind; `fieldapp init` migrates it."""
     instance = tmp_path / "instance"
     instance.mkdir()
-    env = server_environment(instance, server_database)
+    env = server_environment(instance, empty_db_url)
     passwords = init_instance(env)
     server = Server(env)
     server.start()
@@ -92,7 +77,7 @@ def test_a_server_killed_mid_batch_stores_every_op_exactly_once_after_the_replay
 
     assert answered_before_the_kill < len(KILL_AFTER_SECONDS), \
         "every batch finished before its kill: the test never interrupted a write"
-    engine = create_engine(server_database)
+    engine = create_engine(empty_db_url)
     try:
         with engine.connect() as conn:
             uuids = [op["uuid"] for op in ops]
