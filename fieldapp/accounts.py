@@ -1,12 +1,16 @@
 """Users, teams and passwords: creating, authenticating, deactivating and revoking sessions."""
 from __future__ import annotations
 
+import re
+from typing import Callable
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import clock
 from .audit import record_event
+from .common_passwords import fold, is_common
 from .models import Team, User
 from .vocabulary import ROLES
 
@@ -23,17 +27,53 @@ def normalise_username(username: str) -> str:
     return username.strip().lower()
 
 
-def hash_password(password: str) -> str:
-    """Hash with scrypt. Slow on purpose: call it before opening a write transaction."""
-    problem = password_problem(password)
+def hash_password(password: str, username: str = "", display_name: str = "") -> str:
+    """Hash with scrypt, after the password policy. Slow on purpose: call it before opening a
+    write transaction."""
+    problem = password_problem(password, username, display_name)
     if problem:
         raise AccountError(problem)
     return generate_password_hash(password, method="scrypt")
 
 
-def password_problem(password: str) -> str | None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+# Parts of a name shorter than this are not looked for in a password: "Al" or "Lee" would turn
+# down good passwords by chance, and guessing them adds little.
+_SHORTEST_NAME_PART = 4
+_SHORTEST_WHOLE_NAME = 3  # a whole username such as "cw.a" ("cwa") is looked for all the same
+
+
+def _names_in(username: str, display_name: str) -> set[str]:
+    """What of the account's own names a password must not contain, folded as passwords are
+    compared (so "N1ght0wl" contains "nightowl")."""
+    whole = {normalise_username(username), display_name.strip().lower()}
+    parts = set(re.split(r"[^a-z0-9]+", " ".join(whole)))
+    names = {_squash(name) for name in whole if len(_squash(name)) >= _SHORTEST_WHOLE_NAME}
+    names |= {part for part in parts if len(part) >= _SHORTEST_NAME_PART}
+    return {fold(name) for name in names}
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+# The policy's rules, in the order a user is told of them: each a test and what to say.
+PASSWORD_RULES: tuple[tuple[Callable[[str, set[str]], bool], str], ...] = (
+    (lambda password, _names: len(password) < MIN_PASSWORD_LENGTH,
+     f"Use at least {MIN_PASSWORD_LENGTH} characters."),
+    (lambda password, names: any(name in fold(password) for name in names),
+     "Do not use the username or the person's name in the password."),
+    (lambda password, _names: is_common(password),
+     "That password is too common, or a simple variation of a common one (a word with a year or "
+     "numbers, a keyboard row, a repeated pattern). Try four or five unrelated words."),
+)
+
+
+def password_problem(password: str, username: str = "", display_name: str = "") -> str | None:
+    """What is wrong with ``password`` for this account, in words for the user; None if nothing."""
+    names = _names_in(username, display_name)
+    for breaks_rule, message in PASSWORD_RULES:
+        if breaks_rule(password, names):
+            return message
     return None
 
 

@@ -1,7 +1,8 @@
 """The audit log: one event per write, appended inside the write's own transaction, hash-chained.
 
-Events hold the changed fields only; free text about a child and blobs are stored as a SHA-256 so
-that the log never becomes a second copy of the case file.
+Events hold the changed fields only; free text about a child and blobs are stored as an
+HMAC-SHA256 under the audit key (``fingerprint``) so that the log never becomes a second copy of
+the case file, nor a list of hashes to match guessed names against.
 
 The chain (DESIGN §7). Every event has a gapless ``seq`` and an HMAC-SHA256 over the canonical JSON
 of its fields and the previous event's HMAC, keyed by FIELDAPP_AUDIT_KEY, which is never stored in
@@ -37,8 +38,14 @@ EVENTS_PER_PAGE = 50
 
 
 def fingerprint(value: str | bytes) -> str:
+    """What the log keeps of a sensitive value or a blob: its HMAC-SHA256 under the audit key.
+
+    A plain SHA-256 of a name or a short note is no secret: anyone can hash guesses ("Dana
+    Reyes", a birth date) and match them. Keyed, only the holder of the audit key can check a
+    value against the log. (Events from before this kept "sha256:" values; they still verify.)
+    """
     data = value if isinstance(value, bytes) else value.encode()
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "hmac-sha256:" + hmac.new(audit_key(), data, hashlib.sha256).hexdigest()
 
 
 def _utc_text(moment: datetime) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock, summaries
-from .accounts import create_user, get_or_create_team
+from .accounts import create_user, get_or_create_team, password_problem
 from .models import Child, Placement, User, VisitationPlan
 from .checklists import record_item
 from .contacts import log_contact
@@ -215,8 +215,19 @@ def _record_reports(db_session: Session, episode, worker: User, t0, rng: random.
                     clock_skew=False)  # generated now, as if typed then: not a wrong clock
 
 
+def display_names() -> dict[str, str]:
+    return {username: name for username, name, *_ in DEMO_USERS}
+
+
 def generate_passwords() -> dict[str, str]:
-    return {username: secrets.token_urlsafe(12) for username, *_ in DEMO_USERS}
+    """A random password per demo user, drawn again in the rare case the policy refuses it."""
+    passwords = {}
+    for username, name, *_ in DEMO_USERS:
+        password = secrets.token_urlsafe(12)
+        while password_problem(password, username, name):
+            password = secrets.token_urlsafe(12)
+        passwords[username] = password
+    return passwords
 
 
 def format_logins(passwords: dict[str, str]) -> str:

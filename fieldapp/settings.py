@@ -57,6 +57,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Failed logins allowed per client address within the throttle window.", int),
     Setting("FIELDAPP_LOGIN_THROTTLE_MINUTES", "LOGIN_THROTTLE_MINUTES", 15,
             "Length of the login throttle window, in minutes.", int),
+    Setting("FIELDAPP_SESSION_IDLE_MINUTES", "SESSION_IDLE_MINUTES", 30,
+            "Minutes without activity after which a login ends (NIST SP 800-63B AAL2, CJIS: 30). "
+            "Work saved on the phone is kept and sent after the next login.", int),
+    Setting("FIELDAPP_SESSION_MAX_HOURS", "SESSION_MAX_HOURS", 12,
+            "Hours after which a login ends however active it is: one long shift.", int),
     Setting("FIELDAPP_BREAK_GLASS_HOURS", "BREAK_GLASS_HOURS", 12,
             "How long an on-call worker's break-the-glass grant to one child lasts, in hours.", int),
     Setting("FIELDAPP_LOCATION_REVERIFY_DAYS", "LOCATION_REVERIFY_DAYS", 30,
@@ -103,6 +108,10 @@ def check(config: dict[str, Any]) -> None:
             "of `python -c 'import secrets; print(secrets.token_hex(32))'`), and keep it, because "
             "`fieldapp verify-audit` needs the same key for the whole log. `make run` generates one "
             "in the instance folder.")
+    for key in ("SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS"):
+        if config.get(key, 1) <= 0:
+            raise SettingsError(f"FIELDAPP_{key} must be a positive number, not {config[key]!r}: "
+                                "a session that ends at once would let nobody work.")
     try:
         from zoneinfo import ZoneInfo
         ZoneInfo(config["TIMEZONE"])

@@ -185,6 +185,8 @@ def _text(fields: dict, name: str) -> str:
         return ""
     if not isinstance(value, str):
         raise _Rejected("malformed", {name: "This must be text."})
+    if "\x00" in value:  # PostgreSQL text cannot hold it (fieldapp.input_bounds)
+        raise _Rejected("malformed", {name: "This text contains a NUL character."})
     return value
 
 

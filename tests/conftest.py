@@ -12,6 +12,7 @@ import shutil
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
@@ -23,6 +24,18 @@ from fieldapp.models import Child, Placement
 from fieldapp.status import record_initial_status
 
 from helpers import NOW, PASSWORD, IsolatedClient
+
+# Hypothesis profiles. "ci" is derandomised (the same examples on every run, so `make test` is
+# deterministic and a failure reproduces), has no deadline (the shared CI machine's timings are
+# noise) and keeps no example database in the working tree. "dev" explores fresh random examples
+# on each run: FIELDAPP_HYPOTHESIS_PROFILE=dev make test. The CI variable always means "ci".
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=25, database=None,
+                          print_blob=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.register_profile("dev", deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.load_profile("ci" if os.environ.get("CI")
+                      else os.environ.get("FIELDAPP_HYPOTHESIS_PROFILE", "ci"))
 
 POSTGRES_URL = os.environ.get("FIELDAPP_TEST_POSTGRES_URL")
 _counter = itertools.count()
@@ -106,7 +119,10 @@ def clock():
 @pytest.fixture
 def app_config(db_url, clock, tmp_path):
     return {"TESTING": True, "DATABASE_URL": db_url, "CLOCK": clock, "SECRET_KEY": "test-secret",
-            "INSTANCE_PATH": str(tmp_path / "instance"), "WTF_CSRF_ENABLED": False}
+            "INSTANCE_PATH": str(tmp_path / "instance"), "WTF_CSRF_ENABLED": False,
+            # Tests move the clock by hours and days with a client logged in. The session
+            # timeouts have their own tests (tests/test_sessions.py), which set them back.
+            "SESSION_IDLE_MINUTES": 10 ** 7, "SESSION_MAX_HOURS": 10 ** 6}
 
 
 @pytest.fixture

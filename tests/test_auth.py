@@ -14,7 +14,7 @@ from helpers import NOW, PASSWORD, IsolatedClient, fresh
 from fieldapp import create_app, db
 from fieldapp.accounts import revoke_sessions
 from fieldapp.cases.views import HOME_BY_ROLE
-from fieldapp.models import AuditEvent, Child, LoginFailure, StatusChange, User
+from fieldapp.models import AuditEvent, Child, LoginFailure, SearchContact, StatusChange, User
 from fieldapp.vocabulary import ROLES
 
 NO_MATCH = "That username and password do not match an active account."
@@ -377,6 +377,61 @@ def test_deactivation_locks_the_user_out_at_once(client, app, world, login):
     assert "Alice Avery" not in again.text
     # The administrator's own session is untouched.
     assert admin.get("/admin/users").status_code == 200
+
+
+def contact_form(uuid: str) -> dict:
+    return {"purpose": "search", "person": "Dana Reyes", "relationship": "relative",
+            "method": "phone", "contacted_at": "2026-03-02T13:40", "reached": "reached",
+            "learned": "Thinks she is with a school friend", "client_uuid": uuid,
+            "recorded_at": "2026-03-02T19:58:00+00:00"}
+
+
+def contact_op(episode_id: int, uuid: str) -> dict:
+    return {"uuid": uuid, "kind": "search_contact", "episode_id": episode_id,
+            "recorded_at": "2026-03-02T19:55:00+00:00",
+            "fields": {"purpose": "search", "person": "Aunt May", "relationship": "relative",
+                       "method": "phone", "contacted_at": "2026-03-02T19:40:00+00:00",
+                       "reached": "reached", "learned": "Saw her at the mall"}}
+
+
+def contacts_stored() -> int:
+    return fresh().scalar(select(func.count()).select_from(SearchContact))
+
+
+@pytest.mark.parametrize("how", ["deactivate", "log-out-everywhere"])
+def test_a_session_ended_by_an_administrator_is_refused_by_the_api_and_htmx_at_once(
+        app, world, login, make_episode, how):
+    episode = make_episode(world.child_a, world.cw_a)
+    phone, htmx_page, admin = app.test_client(), app.test_client(), app.test_client()
+    htmx_page.environ_base["HTTP_HX_REQUEST"] = "true"
+    for client in (phone, htmx_page):
+        login(world.cw_a, target=client)
+    login(world.admin, target=admin)
+    uuids = [f"7d3c3c1e-0b7e-4c55-8f0e-1f3f7b9f0a0{n}" for n in range(4)]
+    contacts = f"/episodes/{episode.id}/contacts"
+    # Working before: the sync API takes an op and htmx posts a contact.
+    applied = phone.post("/api/v1/sync", json={"ops": [contact_op(episode.id, uuids[0])]})
+    assert applied.status_code == 200
+    assert applied.get_json()["results"][0]["status"] == "applied"
+    assert htmx_page.post(contacts, data=contact_form(uuids[1])).status_code == 303
+    assert contacts_stored() == 2
+
+    assert admin.post(f"/admin/users/{world.cw_a.id}/{how}").status_code == 303
+
+    sync = phone.post("/api/v1/sync", json={"ops": [contact_op(episode.id, uuids[2])]})
+    for response in (phone.get("/api/v1/session"), phone.get("/api/v1/offline"), sync):
+        assert response.status_code == 401
+        assert response.get_json() == {"error": "login required"}
+    on_page = {"HX-Current-URL": f"http://localhost/episodes/{episode.id}"}
+    for response in (htmx_page.get(contacts, headers=on_page),
+                     htmx_page.post(contacts, headers=on_page, data=contact_form(uuids[3]))):
+        # The whole page goes to the login form, rather than the form landing in a fragment.
+        assert response.status_code == 401
+        target = urlsplit(response.headers["HX-Redirect"])
+        assert target.path == "/login"
+        assert parse_qs(target.query)["next"] == [f"/episodes/{episode.id}"]
+        assert "Dana Reyes" not in response.text and "Aunt May" not in response.text
+    assert contacts_stored() == 2
 
 
 def test_an_inactive_account_is_refused_even_on_its_current_epoch(client, app, world):

@@ -35,11 +35,12 @@ def add_user():
     form = NewUserForm()
     password_hash = None
     if form.validate_on_submit():
-        problem = password_problem(form.password.data)
+        names = (form.username.data or "", form.display_name.data or "")
+        problem = password_problem(form.password.data, *names)
         if problem:
             form.password.errors.append(problem)  # beside the password, not the username
         else:
-            password_hash = hash_password(form.password.data)  # slow: before the write lock
+            password_hash = hash_password(form.password.data, *names)  # slow: before the write lock
     if password_hash:
         try:
             with db.writing() as s:

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, default_exce
 from .. import clock, db
 from ..offline import offline_episodes, offline_pages
 from ..sync import BatchInvalid, apply_batch
+from ..web import require_role
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -48,6 +49,8 @@ def offline():
 
 
 @bp.post("/sync")
+# An auditor's write is refused as a whole (403), as on every form, not op by op as conflicts.
+@require_role("caseworker", "supervisor", "on_call", "administrator")
 def sync():
     """Apply a phone's outbox; one answer per op, in order (fieldapp.sync)."""
     batch = request.get_json(silent=True)

@@ -4,14 +4,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import db, throttle
+from .. import db, session_policy, throttle
 from ..accounts import check_password, find_user, normalise_username, revoke_sessions
 from ..audit import record_event
 from ..web import is_safe_next, render
 from .forms import LoginForm
 
 bp = Blueprint("auth", __name__)
-
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,8 +40,11 @@ def login():
     if not valid:
         form.password.errors.append("That username and password do not match an active account.")
         return render("auth/login.html", form=form, status=401)
-    session.clear()  # a fresh session at login: nothing from before it carries over
+    # A fresh session at login: nothing from before it carries over, and the cookie the
+    # browser held before (perhaps planted) is not the one that is logged in.
+    session.clear()
     login_user(user)
+    session_policy.start()
     target = form.next.data
     return redirect(target if is_safe_next(target) else url_for("cases.home"))
 

@@ -17,7 +17,7 @@ STYLE = Style(background="white", plot_background="white", foreground="#1a1a1a",
               foreground_strong="#1a1a1a", foreground_subtle="#555555", colors=("#1f5fa8", "#b35900"),
               font_family="sans-serif")
 # pygal writes its styles into the SVG; this response-only policy allows them and nothing else.
-CHART_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+CHART_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 @dataclass(frozen=True)

@@ -81,14 +81,15 @@
     return form.parentElement ? form.parentElement.querySelector("[data-offline-status]") : null;
   }
 
-  function showSaved(form) {
+  function showSaved(form, text) {
     const slot = statusSlot(form);
     form.hidden = true;
     if (!slot) return;
     slot.textContent = "";
     const message = document.createElement("p");
     message.className = "flash flash-info";
-    message.textContent = "Saved on this phone, not yet sent. It is sent when the connection returns.";
+    message.textContent = text
+      || "Saved on this phone, not yet sent. It is sent when the connection returns.";
     const back = document.createElement("a");
     back.href = form.dataset.episodeUrl;
     back.className = "button";
@@ -108,11 +109,11 @@
     slot.append(message);
   }
 
-  async function queue(form) {
+  async function queue(form, text) {
     const userId = await currentUser();
     if (!userId) { showNotSaved(form); return; }
     await store.putOp(opFromForm(form, userId));
-    showSaved(form);
+    showSaved(form, text);
   }
 
   function isQueueable(elt) {
@@ -134,6 +135,18 @@
     const elt = event.detail.elt;
     if (isQueueable(elt)) queue(elt);
     else if (elt instanceof HTMLFormElement) showNotSaved(elt);
+  });
+
+  // The session ended while the form was open (timed out, or logged out elsewhere): the server
+  // answers 401 with HX-Redirect to the login form (fieldapp/session_policy.py), which would lose
+  // what was typed. A step or a contact is kept in the outbox instead and sent after the next
+  // login; any other form goes on to the login form.
+  document.addEventListener("htmx:beforeOnLoad", (event) => {
+    const elt = event.detail.elt;
+    if (event.detail.xhr.status !== 401 || !isQueueable(elt)) return;
+    event.preventDefault();
+    state.needLogin = true;
+    queue(elt, "Saved on this phone, not yet sent: your session has ended. Log in again to send it.");
   });
 
   // ---- sync ----------------------------------------------------------------------------------
