@@ -62,7 +62,7 @@ def create_user_command(username, role, display_name, team, phone, password_stdi
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else click.prompt("Password", hide_input=True, confirmation_prompt=True))
     try:
-        password_hash = hash_password(password)
+        password_hash = hash_password(password, username, display_name)
         with db.writing() as s:
             team_row = get_or_create_team(s, team) if team.strip() else None
             user = create_user(s, username=username, display_name=display_name or username,
@@ -96,7 +96,9 @@ def demo_command():
         return
     from .policy import install_packaged
     passwords = demo.generate_passwords()
-    hashes = {u: hash_password(p) for u, p in passwords.items()}  # slow: before the write lock
+    names = demo.display_names()
+    # Slow: before the write lock.
+    hashes = {u: hash_password(p, u, names[u]) for u, p in passwords.items()}
     with db.writing() as s:
         install_packaged(s)  # the demo's missing children need their checklists
         users = demo.create_demo_users(s, hashes)
@@ -295,3 +297,31 @@ def import_history_command(jsonl_file):
             click.echo(f"{jsonl_file}: {problem}", err=True)
         raise click.ClickException(f"{len(invalid.problems)} problem(s); nothing was imported.")
     click.echo(f"History imported: {report.summary}.")
+
+
+@main.command("backup")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+def backup_command(out, force):
+    """Copy the SQLite database to OUT while the app serves (SQLite's online backup API), then
+    check the copy. For PostgreSQL use pg_dump (docs/deploy.md)."""
+    from .backup import BackupError, backup
+    try:
+        checked = backup(current_app.config["DATABASE_URL"], out, force=force)
+    except BackupError as problem:
+        raise click.ClickException(str(problem)) from None
+    click.echo(f"Backed up to {checked.summary}.")
+
+
+@main.command("restore")
+@click.argument("backup_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds records.")
+def restore_command(backup_file, force):
+    """Replace the SQLite database with BACKUP_FILE, after checking that it is an intact fieldapp
+    database at this release's migration. Stop the server first."""
+    from .backup import BackupError, restore
+    try:
+        checked = restore(current_app.config["DATABASE_URL"], backup_file, force=force)
+    except BackupError as problem:
+        raise click.ClickException(str(problem)) from None
+    click.echo(f"Restored {checked.summary}. Check it with `fieldapp verify-audit`.")

@@ -16,6 +16,10 @@ from sqlalchemy.types import TypeDecorator
 
 SQLITE_BUSY_TIMEOUT_MS = 20_000
 _WRITE = "fieldapp_write"
+# The key of the transaction-level advisory lock that write transactions take on PostgreSQL
+# ("fieldapp" in ASCII). Advisory locks are per database, so other databases on the server do not
+# share it.
+POSTGRES_WRITE_LOCK = 0x6669656C64617070
 
 
 class UTCDateTime(TypeDecorator):
@@ -50,6 +54,8 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgres_engine(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -72,6 +78,23 @@ def make_engine(url: str) -> Engine:
         # "database is locked" at once instead of waiting for the busy timeout.
         write = connection.get_execution_options().get(_WRITE)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        # One writer at a time, as BEGIN IMMEDIATE gives on SQLite. Write transactions lock rows in
+        # different orders: a form locks its episode's summary row and then the audit head, while
+        # a sync batch locks the head at its first op and the summaries of its episodes at its end.
+        # Concurrently, PostgreSQL breaks that cycle by aborting one of them ("deadlock detected",
+        # a 500 for the user; found by tests/test_concurrency.py). The audit head already lets one
+        # writer at a time commit, so taking this lock up front costs little. Readers never wait.
+        if connection.get_execution_options().get(_WRITE):
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_WRITE_LOCK})")
 
     return engine
 
@@ -102,7 +125,8 @@ def _close_session(_exc=None) -> None:
 
 @contextmanager
 def writing() -> Iterator[Session]:
-    """One write transaction: BEGIN IMMEDIATE on SQLite, committed on success, rolled back on error.
+    """One write transaction, committed on success, rolled back on error. It holds the write lock
+    from its start: BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL.
 
     Any read transaction still open is ended first, because a read transaction that later writes is
     exactly what makes concurrent SQLite writers fail. Keep slow work (hashing, images, PDFs) outside.
