@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 INSTANCE := instance
 
-.PHONY: run test bench install assets system-packages clean
+.PHONY: run test bench install assets system-packages bench-packages clean
 
 install: $(VENV)/.installed assets
 
@@ -71,22 +71,33 @@ run: install $(INSTANCE)/secret_key $(INSTANCE)/audit_key $(TLS_FILES)
 # Debian packages the tests drive: Chromium for the browser tests, poppler-utils' pdftoppm to
 # render PDF pages. Each is named by the program that must exist, then its package.
 SYSTEM_PACKAGES := /usr/bin/chromium:chromium /usr/bin/pdftoppm:poppler-utils
+# What only `make bench` needs: wrk for HTTP load, taskset to pin it and the server to a core each.
+BENCH_PACKAGES := /usr/bin/wrk:wrk /usr/bin/taskset:util-linux
+
+# $(call debian-packages,LIST): install what LIST names and is missing (as root), or say what to run.
+define debian-packages
+@missing=""; for pair in $(1); do [ -x "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; done; \
+if [ -z "$$missing" ]; then :; \
+elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+else echo "Missing Debian packages:$$missing (run 'sudo apt-get install$$missing')." >&2; exit 1; fi
+endef
 
 system-packages:
-	@missing=""; for pair in $(SYSTEM_PACKAGES); do [ -x "$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; done; \
-	if [ -z "$$missing" ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	else echo "Missing Debian packages:$$missing (run 'sudo apt-get install$$missing')." >&2; exit 1; fi
+	$(call debian-packages,$(SYSTEM_PACKAGES))
+
+bench-packages:
+	$(call debian-packages,$(BENCH_PACKAGES))
 
 test: install system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Benchmarks, never run by the tests or CI: see docs/performance.md.
-bench: install
-	$(BIN)/python bench/pdf_bench.py
-	$(BIN)/python bench/sync_bench.py
-	$(BIN)/python bench/packet_bench.py
-	$(BIN)/python bench/compliance_bench.py
+# Benchmarks, never run by the tests or CI: see docs/performance.md. Every bench in turn (about
+# half an hour, most of it the crash loop and the compliance bench at full scale); the figures
+# go into docs/performance.md. BENCH_SCALE=0.1 runs the compliance bench at a tenth of its size;
+# BENCH_ONLY=web,pdf runs only those.
+BENCH_SCALE ?= 1
+bench: install bench-packages
+	BENCH_SCALE=$(BENCH_SCALE) $(BIN)/python bench/run.py $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache

@@ -44,8 +44,11 @@ def create_app(config: dict | None = None) -> Flask:
     htmx.init_app(app)
     login_manager.init_app(app)
 
-    from . import cli, web
+    from . import access_log, cli, input_bounds, session_policy, web
+    input_bounds.init_app(app)  # first: the routes below take its id converter
     web.init_app(app)
+    session_policy.init_app(app)
+    access_log.init_app(app)
     cli.init_app(app)
 
     from .auth.views import bp as auth_bp
@@ -68,4 +71,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(pwa_bp)
     from .compliance.views import bp as compliance_bp
     app.register_blueprint(compliance_bp)
+    from .health import bp as health_bp
+    app.register_blueprint(health_bp)
     return app

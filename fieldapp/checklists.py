@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from . import clock
 from .errors import FieldErrors
@@ -19,7 +19,7 @@ from .client_ops import Claim, claim, store_response
 from .contacts import STEP_FOR_PURPOSE
 from .episodes import schedule
 from .stages import stage_for_entry
-from .summaries import refresh as refresh_summary
+from .summaries import load_step_entries, refresh as refresh_summary
 from .models import Episode, EpisodeStep, StepEntry, User
 from .policy import EvidenceField, Policy, Step, policy_of
 
@@ -63,11 +63,12 @@ class StepView:
         """open, done, attempted, not_applicable, or closed (e.g. the child went missing again)."""
         if self.spec.contact_log and self.contact_times:
             return "done"
-        if self.latest is not None and self.latest.outcome in EVIDENCED:
-            return self.latest.outcome
+        latest = self.latest  # WHY once: each call walks the step's entries for the superseded
+        if latest is not None and latest.outcome in EVIDENCED:
+            return latest.outcome
         if self.row.closed_reason:
             return "closed"
-        return self.latest.outcome if self.latest is not None else "open"
+        return latest.outcome if latest is not None else "open"
 
     @property
     def is_open(self) -> bool:
@@ -107,12 +108,16 @@ def view_of(episode: Episode, step_key: str) -> StepView | None:
 
 def next_open_step(episode: Episode, after: str | None = None) -> StepView | None:
     """The next step still to do, after ``after`` in checklist order, wrapping to the start."""
-    views = [v for v in step_views(episode) if v.is_open]
+    db_session = object_session(episode)
+    if db_session is not None:
+        load_step_entries(db_session, episode)  # every step's state: one query, not one per step
+    every = step_views(episode)
+    views = [v for v in every if v.is_open]
     if not views:
         return None
     if after is None:
         return views[0]
-    order = [v.spec.key for v in step_views(episode)]
+    order = [v.spec.key for v in every]  # WHY reuse: the same steps, without building them again
     position = order.index(after) if after in order else -1
     later = [v for v in views if order.index(v.spec.key) > position]
     return (later or views)[0]
@@ -314,6 +319,9 @@ def record_item(db_session: Session, episode: Episode, step_key: str, actor: Use
                       client_uuid=client_uuid, supersedes_id=supersedes_id, clock_skew=clock_skew)
     db_session.add(entry)
     db_session.flush()
+    # WHY here: the deadlines of steps anchored on other steps, and the summary's measured steps,
+    # read those steps' entries; one query now instead of a lazy load for each.
+    load_step_entries(db_session, episode)
     schedule(db_session, episode)  # steps anchored on this one get their deadline now
     refresh_summary(db_session, episode)
     store_response(db_session, client_uuid, {"entry_id": entry.id, "step": step_key})

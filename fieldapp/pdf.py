@@ -25,6 +25,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from werkzeug.security import safe_join
 
 from . import access, clock
+from .assets import file_name
 from .checklists import (LATE_ENTRY_AFTER, OUTCOME_LABELS, SCREEN_ANSWERS, StepView,
                          deadline_status, evidence_of, late_entry, step_views)
 from .contacts import METHODS, PURPOSES, RELATIONSHIPS, months_without_contact
@@ -328,7 +329,9 @@ class StaticFiles(URLFetcher):
         origin = f"{parts.scheme}://{parts.netloc}/"
         if origin != BASE_URL or not parts.path.startswith(self.prefix):
             raise ValueError(f"only the app's static files are loaded, not {url}")
-        path = safe_join(self.folder, unquote(parts.path[len(self.prefix):]))
+        # Pages link static files by their fingerprinted names (fieldapp/assets.py).
+        requested = unquote(parts.path[len(self.prefix):])
+        path = safe_join(self.folder, file_name(self.folder, requested))
         if path is None or not Path(path).is_file():
             raise FileNotFoundError(f"no static file at {url}")
         content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"

@@ -10,8 +10,9 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from flask.sessions import SecureCookieSessionInterface as _FlaskSessionInterface
 
-from . import clock, db
+from . import assets, clock, db
 from .accounts import load_session_user
+from .compression import compress_response
 from .extensions import htmx, login_manager
 from .vocabulary import PLACEMENT_SETTINGS, ROLES, SEXES, STATUSES
 
@@ -23,8 +24,10 @@ CONTENT_SECURITY_POLICY = "; ".join((
 
 
 # Responses that are the same for every user, so they keep their own caching rules: the static
-# files, and the PWA's worker script and manifest (the worker asks for itself "no-cache").
-NO_PERSONAL_DATA = frozenset({"static", "pwa.service_worker", "pwa.manifest", "pwa.offline_page"})
+# files, the PWA's worker script and manifest (the worker asks for itself "no-cache"), the
+# offline page and the health check.
+NO_PERSONAL_DATA = frozenset({"static", "pwa.service_worker", "pwa.manifest", "pwa.offline_page",
+                              "health.alive"})
 
 
 def render(template: str, *, partial: str | None = None, status: int = 200, **context):
@@ -70,6 +73,15 @@ class _SessionInterface(_FlaskSessionInterface):
     def get_cookie_secure(self, app):
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
+    def save_session(self, app, session, response):
+        # Flask-Login looks at the session after every request, which would add "Vary: Cookie"
+        # (and may refresh the cookie) on static files too: then no shared cache could keep them,
+        # and a cached file could carry someone's Set-Cookie. Responses without personal data
+        # leave the session as it came.
+        if request.endpoint in NO_PERSONAL_DATA and not session.modified:
+            return
+        super().save_session(app, session, response)
+
 
 def _age(born: date) -> int:
     today = clock.today()
@@ -89,6 +101,14 @@ def _local_input(value: datetime | None) -> str:
 
 def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
+    assets.init_app(app)
+
+    # Registered first, so it runs last (Flask runs these in reverse): it compresses the body
+    # that every other hook has finished with.
+    @app.after_request
+    def _compress(response):
+        return compress_response(request, response)
+
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
@@ -110,7 +130,9 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if (current_user.is_authenticated and request.endpoint not in NO_PERSONAL_DATA
+        # The endpoint first: asking for the user reads the session, which adds "Vary: Cookie",
+        # and static files must stay cacheable by anyone.
+        if (request.endpoint not in NO_PERSONAL_DATA and current_user.is_authenticated
                 and "no-store" not in response.headers.get("Cache-Control", "")):
             # Pages about children must not linger in shared or browser caches. A view may say
             # more (a photo's "private, no-store"), never less.

@@ -317,7 +317,7 @@ def test_the_record_page_shows_the_same_record_and_prints_with_its_own_sheet(cli
     page = client.get(f"/episodes/{story}/record")
     assert page.status_code == 200
     html = page.text
-    assert '<link rel="stylesheet" href="/static/css/print.css" media="print">' in html
+    assert re.search(r'<link rel="stylesheet" href="/static/css/print\.[0-9a-f]{8}\.css" media="print">', html)
     assert f'href="/episodes/{story}/record.pdf" hx-boost="false"' in html
     assert "missed by 3 h 10 min" in html and "after the target by 2 h" in html
     assert '<p class="draft-stamp badge warn">DRAFT</p>' in html

@@ -41,10 +41,13 @@ def test_service_worker_is_served_from_the_root_uncached(client, world, login):
     config = _worker_config(body)
     assert re.fullmatch(r"[0-9a-f]{16}", config["version"])
     assert config["offline"] == "/offline"
-    # The shell holds the offline page, the styles, htmx and the scripts, and every one is served.
-    for url in ("/offline", "/static/css/app.css", "/static/vendor/htmx.min.js",
-                "/static/js/offline.js", "/static/js/outbox-store.js"):
-        assert url in config["shell"]
+    # The shell holds the offline page, the styles, htmx and the scripts (by their fingerprinted
+    # names, as the pages link them), and every one is served.
+    assert "/offline" in config["shell"]
+    unfingerprinted = {re.sub(r"\.[0-9a-f]{8}(\.\w+)$", r"\1", url) for url in config["shell"]}
+    for url in ("/static/css/app.css", "/static/vendor/htmx.min.js", "/static/js/offline.js",
+                "/static/js/outbox-store.js", "/static/js/outbox-page.js"):
+        assert url in unfingerprinted and url not in config["shell"]
     for url in config["shell"]:
         assert client.get(url).status_code == 200, url
     # Only the shell is precached: no page about a user or a case.

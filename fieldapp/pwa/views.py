@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, jsonify, render_template, url_for
 from flask_login import login_required
 
+from ..assets import FINGERPRINT_LENGTH
 from ..web import render
 from .shell import ICON_SIZES, WORKER_SOURCE, shell_urls, shell_version
 
@@ -49,7 +50,8 @@ def service_worker():
     source = (_static() / WORKER_SOURCE).read_text(encoding="utf-8")
     config = {"version": _version(), "shell": shell_urls(_static(), url_for),
               "offline": url_for("pwa.offline_page"),
-              "store": url_for("static", filename="js/outbox-store.js")}
+              "store": url_for("static", filename="js/outbox-store.js"),
+              "static": url_for("static", filename=""), "fingerprint": FINGERPRINT_LENGTH}
     body = source.replace("self.FIELDAPP_WORKER = null;",
                           f"self.FIELDAPP_WORKER = {json.dumps(config)};", 1)
     return body, 200, {"Content-Type": "text/javascript; charset=utf-8",

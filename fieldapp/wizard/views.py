@@ -9,6 +9,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_htmx import make_response as htmx_response
 from flask_login import current_user, login_required
+from sqlalchemy.orm import joinedload
 
 from .. import access, clock, db
 from ..checklists import (OUTCOME_LABELS, EntryInvalid, allowed_outcomes, deadline_status,
@@ -29,8 +30,14 @@ bp = Blueprint("checklists", __name__)
 
 
 def _episode(episode_id: int) -> Episode:
-    return access.episode_for(db.session(), current_user, episode_id,
-                              write=request.method == "POST")
+    # WHY the get first: every wizard page reads the episode's child and policy. Loaded with the
+    # episode in one query and held by it, access finds the child in the session, and so does the
+    # page's later `episode.child` (the child access loads itself is dropped and selected again).
+    episode = db.session().get(Episode, episode_id, options=[joinedload(Episode.child),
+                                                             joinedload(Episode.policy_version)])
+    # Raises 404 (or 403) exactly as before; when it returns, it returns this same object.
+    access.episode_for(db.session(), current_user, episode_id, write=request.method == "POST")
+    return episode
 
 
 def _local(value: str | None):
@@ -125,8 +132,11 @@ def step(episode_id: int, step_key: str):
 @login_required
 def record_step(episode_id: int, step_key: str):
     episode = _episode(episode_id)
-    context = _step_context(episode, step_key)
-    if not context["sensitive"] and context["view"].spec.sensitive:
+    # WHY not _step_context: before the write only the step and the right to see it are needed;
+    # the page's wording, outcomes and review comments are built afterwards for what is shown.
+    view = view_of(episode, step_key)
+    if view is None or (view.spec.sensitive
+                        and not access.can_see_sensitive(db.session(), current_user, episode.child)):
         abort(404)
     form = request.form
     try:
@@ -134,7 +144,7 @@ def record_step(episode_id: int, step_key: str):
             record_item(s, episode, step_key, current_user, outcome=form.get("outcome", ""),
                         done_at=_local(form.get("done_at")),
                         recorded_at=forms.device_clock(form.get("recorded_at")),
-                        raw_evidence=forms.step_evidence(form, context["view"].spec),
+                        raw_evidence=forms.step_evidence(form, view.spec),
                         reason=form.get("reason", ""),
                         client_uuid=forms.submission_id(form.get("client_uuid")),
                         supersedes_id=form.get("supersedes", type=int))
@@ -142,7 +152,7 @@ def record_step(episode_id: int, step_key: str):
         errors = problem.errors if isinstance(problem, EntryInvalid) else {"outcome": str(problem)}
         values = form.to_dict(flat=True)
         values.update({f"ev_{f.name}": form.getlist(f"ev_{f.name}")
-                       for f in context["view"].spec.evidence if f.type == "categories"})
+                       for f in view.spec.evidence if f.type == "categories"})
         context = _step_context(episode, step_key, errors, values)
         return render("checklists/step.html", partial="checklists/_step.html", status=422, **context)
     upcoming = next_open_step(db.session().get(Episode, episode_id), after=step_key)

@@ -1,4 +1,5 @@
-// The /outbox page: what this phone holds for the logged-in user, read from IndexedDB. The
+// The /outbox page: what this phone holds for the logged-in user, read from IndexedDB. Loaded by
+// that page alone (links to it are not boosted, so it always arrives as a full page). The
 // server sends only the empty sections; nothing listed here ever leaves the phone except
 // through the sync API (no download, no print view).
 (function () {

@@ -1,5 +1,5 @@
 // fieldapp's service worker (DESIGN §8). Served by the app at /sw.js, which fills in the line
-// below with this release's version, the shell's addresses and the offline page.
+// below with this release's version, the shell's (fingerprinted) addresses and the offline page.
 self.FIELDAPP_WORKER = null;
 
 const CONFIG = self.FIELDAPP_WORKER;
@@ -43,8 +43,21 @@ function isPageRequest(request) {
         || request.headers.get("HX-History-Restore-Request") === "true");
 }
 
-async function fromShell(request) {
-  const cached = await caches.match(new URL(request.url).pathname, { cacheName: SHELL_CACHE });
+// Static files have the hash of their content in their names (fieldapp/assets.py). A page this
+// phone kept from an earlier release names that release's files; today's copy of the same file
+// stands in for it, so that the kept page still has its styles and scripts offline.
+const FINGERPRINT = new RegExp("\\.[0-9a-f]{" + CONFIG.fingerprint + "}(\\.[A-Za-z0-9]+)?$");
+const withoutFingerprint = (path) => path.replace(FINGERPRINT, "$1");
+const SHELL_BY_NAME = new Map(CONFIG.shell.filter((url) => url.startsWith(CONFIG.static))
+  .map((url) => [withoutFingerprint(url), url]));
+
+function shellAddress(path) {
+  if (CONFIG.shell.includes(path)) return path;
+  return path.startsWith(CONFIG.static) ? SHELL_BY_NAME.get(withoutFingerprint(path)) : undefined;
+}
+
+async function fromShell(address, request) {
+  const cached = await caches.match(address, { cacheName: SHELL_CACHE });
   return cached || fetch(request);
 }
 
@@ -84,8 +97,9 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET") return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin || url.pathname.startsWith("/api/")) return;
-  if (CONFIG.shell.includes(url.pathname) && !url.search) {
-    event.respondWith(fromShell(request));
+  const address = url.search ? undefined : shellAddress(url.pathname);
+  if (address) {
+    event.respondWith(fromShell(address, request));
   } else if (isPageRequest(request)) {
     event.respondWith(page(request));
   }
