@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from live import PROJECT_ROOT, Server, init_instance, server_environment
 
@@ -88,9 +88,12 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def phone_context(browser: Browser, url: str, *, bypass_csp: bool) -> BrowserContext:
-    """A phone-sized browser context on the server at ``url``."""
-    context = browser.new_context(base_url=url, bypass_csp=bypass_csp, **PHONE)
+def phone_context(browser: Browser, url: str) -> BrowserContext:
+    """A phone-sized browser context on the server at ``url``, enforcing the app's CSP.
+
+    Every context enforces it, so that the violation listener below catches any page that breaks
+    it; axe is put in through DevTools (`load_axe`), which the page's policy does not govern."""
+    context = browser.new_context(base_url=url, **PHONE)
     # Fail in seconds, not Playwright's default 30, so a broken page does not stall the suite.
     context.set_default_timeout(10_000)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
@@ -99,8 +102,8 @@ def phone_context(browser: Browser, url: str, *, bypass_csp: bool) -> BrowserCon
 
 @pytest.fixture
 def page(browser, live_server) -> Iterator[Page]:
-    """A fresh phone with no cookies. CSP is bypassed so that axe can be injected into pages."""
-    context = phone_context(browser, live_server.url, bypass_csp=True)
+    """A fresh phone with no cookies."""
+    context = phone_context(browser, live_server.url)
     yield context.new_page()
     context.close()
 
@@ -112,7 +115,7 @@ def new_phone(browser, live_server) -> Iterator[Callable[[], Page]]:
     contexts: list[BrowserContext] = []
 
     def open_phone() -> Page:
-        context = phone_context(browser, live_server.url, bypass_csp=True)
+        context = phone_context(browser, live_server.url)
         contexts.append(context)
         return context.new_page()
     yield open_phone
@@ -120,12 +123,14 @@ def new_phone(browser, live_server) -> Iterator[Callable[[], Page]]:
         context.close()
 
 
-@pytest.fixture
-def strict_page(browser, live_server) -> Iterator[Page]:
-    """A fresh phone that enforces the app's CSP, so violations really fire (no axe here)."""
-    context = phone_context(browser, live_server.url, bypass_csp=False)
-    yield context.new_page()
-    context.close()
+def log_in(page: Page, server, username: str = "caseworker") -> None:
+    """Log in through the form with the demo password ``server.passwords`` holds, and wait until
+    the page says who is logged in (the meta tag offline.js reads)."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(server.passwords[username])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("meta[name=fieldapp-user]")).not_to_have_attribute("content", "")
 
 
 def _assert_no_csp_violations(page: Page) -> None:
@@ -135,11 +140,7 @@ def _assert_no_csp_violations(page: Page) -> None:
 
 def _assert_accessible(page: Page) -> None:
     """No serious or critical axe violation on the page as it stands now."""
-    # After a boosted navigation the document, and so axe, is still there.
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        if not AXE_SCRIPT.exists():
-            pytest.fail(f"{AXE_SCRIPT} is missing: run `make install`")
-        page.add_script_tag(path=AXE_SCRIPT)
+    load_axe(page)
     violations = page.evaluate(RUN_AXE)
     blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
     for v in violations:
@@ -148,6 +149,15 @@ def _assert_accessible(page: Page) -> None:
     assert not blocking, f"axe found serious problems on {page.url}:\n" + "\n".join(
         f"- {v['id']} ({v['impact']}): {v['help']} <{v['helpUrl']}>\n    at "
         + "\n    at ".join(v["targets"]) for v in blocking)
+
+
+def load_axe(page: Page) -> None:
+    """Put axe into a page that enforces the CSP: DevTools' evaluation is outside the page's
+    policy, so nothing the page records is axe's doing. Read the CSP record before this."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        if not AXE_SCRIPT.exists():
+            pytest.fail(f"{AXE_SCRIPT} is missing: run `make install`")
+        page.evaluate(AXE_SCRIPT.read_text())
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from .conftest import log_in
+
 pytestmark = pytest.mark.browser
 
 PHONE_WIDTH = 390
@@ -77,13 +79,6 @@ def evidence_for(today: date) -> dict[str, dict[str, str | list[str]]]:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(live_server.passwords[username])
-    page.get_by_role("button", name="Log in").click()
-
 
 def assert_no_sideways_scroll(page: Page) -> None:
     widths = page.evaluate("""() => ({scrollWidth: document.documentElement.scrollWidth,

@@ -21,7 +21,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from live import Server as LiveProcess
 from live import init_instance, server_environment
 
-from .conftest import CHROMIUM, phone_context
+from .conftest import CHROMIUM, log_in, phone_context
 
 pytestmark = pytest.mark.browser
 
@@ -103,31 +103,15 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 @pytest.fixture
 def phone(browser, server) -> Iterator[BrowserContext]:
-    """A fresh phone: no cookies, no service worker, no caches, no IndexedDB. CSP is bypassed
-    only so that axe can be injected; `strict_phone` keeps it."""
+    """A fresh phone: no cookies, no service worker, no caches, no IndexedDB."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing")
-    context = phone_context(browser, server.url, bypass_csp=True)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def strict_phone(browser, server) -> Iterator[BrowserContext]:
-    context = phone_context(browser, server.url, bypass_csp=False)
+    context = phone_context(browser, server.url)
     yield context
     context.close()
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-def log_in(page: Page, server: Server, username: str = "caseworker") -> None:
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(server.passwords[username])
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("meta[name=fieldapp-user]")).not_to_have_attribute("content", "")
-
 
 def eventually(page: Page, script: str, arg=None, seconds: float = 15) -> bool:
     """Whether ``script`` becomes true in the page within ``seconds``. (Playwright's
@@ -241,15 +225,15 @@ def test_going_offline_cuts_the_service_worker_too(phone, server):
     phone.set_offline(False)
 
 
-def test_offline_steps_and_contact_sync_exactly_once(strict_phone, server, check_csp):
-    page = strict_phone.new_page()
+def test_offline_steps_and_contact_sync_exactly_once(phone, server, check_csp):
+    page = phone.new_page()
     log_in(page, server)
     wait_until_offline_ready(page)
     episode_id = open_episode(page, server)
     title = page.get_by_role("heading", level=1).inner_text()
     child_name = title.split(":")[0]
 
-    strict_phone.set_offline(True)
+    phone.set_offline(True)
     page.reload()
     # The shell and the open episode still work: the page, its styles and its scripts.
     expect(page.get_by_role("heading", level=1)).to_have_text(title)
@@ -268,7 +252,7 @@ def test_offline_steps_and_contact_sync_exactly_once(strict_phone, server, check
                                *[op["uuid"] for op in ops])
     assert nothing_yet[0]["n"] == 0
 
-    strict_phone.set_offline(False)  # the "online" event starts the sync
+    phone.set_offline(False)  # the "online" event starts the sync
     expect(badge_count(page)).to_have_text("0", timeout=15_000)
     assert_stored_once(server, ops)
     by_step = {op["step_key"]: op for op in ops if op["kind"] == "step_entry"}

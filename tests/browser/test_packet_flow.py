@@ -15,17 +15,12 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
+from .conftest import log_in
+
 pytestmark = pytest.mark.browser
 
 CLOTHING = "Green puffer jacket, grey sweatpants, red backpack"
 CIRCUMSTANCES = "Walked out after school pick-up; did not get on the bus"
-
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(live_server.passwords[username])
-    page.get_by_role("button", name="Log in").click()
 
 
 def query(live_server, sql: str, *params) -> list[sqlite3.Row]:

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from .conftest import log_in
+
 pytestmark = pytest.mark.browser
 
 RECORD = "Record and go to the next step"
@@ -43,14 +45,6 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(live_server.passwords[username])
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
 
 def query(live_server, sql: str, *params) -> list[sqlite3.Row]:
     with closing(sqlite3.connect(f"file:{live_server.database_path}?mode=ro", uri=True)) as conn:
