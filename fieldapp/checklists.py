@@ -63,7 +63,7 @@ class StepView:
         """open, done, attempted, not_applicable, or closed (e.g. the child went missing again)."""
         if self.spec.contact_log and self.contact_times:
             return "done"
-        latest = self.latest  # WHY once: each call walks the step's entries for the superseded
+        latest = self.latest  # once: each call walks the step's entries for the superseded
         if latest is not None and latest.outcome in EVIDENCED:
             return latest.outcome
         if self.row.closed_reason:
@@ -117,7 +117,7 @@ def next_open_step(episode: Episode, after: str | None = None) -> StepView | Non
         return None
     if after is None:
         return views[0]
-    order = [v.spec.key for v in every]  # WHY reuse: the same steps, without building them again
+    order = [v.spec.key for v in every]  # the same steps, without building them again
     position = order.index(after) if after in order else -1
     later = [v for v in views if order.index(v.spec.key) > position]
     return (later or views)[0]
@@ -319,8 +319,8 @@ def record_item(db_session: Session, episode: Episode, step_key: str, actor: Use
                       client_uuid=client_uuid, supersedes_id=supersedes_id, clock_skew=clock_skew)
     db_session.add(entry)
     db_session.flush()
-    # WHY here: the deadlines of steps anchored on other steps, and the summary's measured steps,
-    # read those steps' entries; one query now instead of a lazy load for each.
+    # The deadlines of steps anchored on other steps, and the summary's measured steps, read those
+    # steps' entries: one query here instead of a lazy load for each.
     load_step_entries(db_session, episode)
     schedule(db_session, episode)  # steps anchored on this one get their deadline now
     refresh_summary(db_session, episode)

@@ -68,7 +68,7 @@ def _local_day(at: datetime) -> date:
 def load_step_entries(db_session: Session, episode: Episode) -> None:
     """Load, in one query, the entries of each of the episode's steps not loaded yet.
 
-    WHY: a step's state and its evidence read its entries, and walking every step (the measured
+    A step's state and its evidence read its entries, and walking every step (the measured
     steps here, ``next_open_step`` after a record) otherwise lazy-loads them with one SELECT per
     step, most of a record-step POST's time. Steps whose entries are already in the session keep
     them, exactly as a lazy load would leave them, and the query orders the entries as the

@@ -30,7 +30,7 @@ bp = Blueprint("checklists", __name__)
 
 
 def _episode(episode_id: int) -> Episode:
-    # WHY the get first: every wizard page reads the episode's child and policy. Loaded with the
+    # The get first: every wizard page reads the episode's child and policy. Loaded with the
     # episode in one query and held by it, access finds the child in the session, and so does the
     # page's later `episode.child` (the child access loads itself is dropped and selected again).
     episode = db.session().get(Episode, episode_id, options=[joinedload(Episode.child),
@@ -132,7 +132,7 @@ def step(episode_id: int, step_key: str):
 @login_required
 def record_step(episode_id: int, step_key: str):
     episode = _episode(episode_id)
-    # WHY not _step_context: before the write only the step and the right to see it are needed;
+    # Not _step_context: before the write only the step and the right to see it are needed;
     # the page's wording, outcomes and review comments are built afterwards for what is shown.
     view = view_of(episode, step_key)
     if view is None or (view.spec.sensitive
